@@ -1,0 +1,92 @@
+//! The command line: `sirius inspect …`, `sirius render …` and, in later
+//! issues, `serve`, `fake`, `emulate`, `user`. Thin: parse, call one
+//! function of the library, present the answer.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+pub mod inspect;
+pub mod render;
+
+/// Sirius: the server that keeps BERG's Little Printer alive.
+#[derive(Debug, Parser)]
+#[command(name = "sirius", version, about, long_about = None)]
+pub struct Cli {
+    /// Print one JSON object per line instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Look inside claim codes, addresses, bridge messages and printer payloads.
+    #[command(subcommand)]
+    Inspect(inspect::Inspect),
+    /// Turn images into pages and a DeviceCommand, as the server would send it.
+    Render(render::RenderArgs),
+}
+
+/// Runs the command line and turns the outcome into an exit code: 0 when
+/// every input was fine, 1 when any was invalid (after answering all of
+/// them), 2 when the command itself could not run.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let outcome = match cli.command {
+        Command::Inspect(cmd) => inspect::run(cmd, cli.json),
+        Command::Render(args) => render::run(args, cli.json),
+    };
+    match outcome {
+        Ok(Outcome::AllValid) => ExitCode::SUCCESS,
+        Ok(Outcome::SomeInvalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("sirius: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Whether every input a tool was given was valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    AllValid,
+    SomeInvalid,
+}
+
+impl Outcome {
+    pub fn from_invalid(any_invalid: bool) -> Self {
+        if any_invalid {
+            Outcome::SomeInvalid
+        } else {
+            Outcome::AllValid
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIRIUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
+    if path == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("could not read standard input")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).with_context(|| format!("could not read {path}"))
+    }
+}
