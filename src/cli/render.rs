@@ -54,7 +54,10 @@ fn parse_command(s: &str) -> Result<CommandKind, String> {
 
 fn parse_command_id(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
-        Ok(0) => Err("command ids start at 1: a printer answers id 0 with filesystem_invalid_id (0x90)".into()),
+        Ok(0) => Err(
+            "command ids start at 1: a printer answers id 0 with filesystem_invalid_id (0x90)"
+                .into(),
+        ),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("{s:?} is not a number from 1 to 4294967295")),
     }
@@ -72,7 +75,9 @@ pub fn run(args: RenderArgs, json: bool) -> anyhow::Result<Outcome> {
         match page_for(input, args.raw, dither) {
             Ok((page, truncated)) => {
                 if truncated {
-                    eprintln!("warning: {input} is taller than 10,000 rows once scaled; it was cut");
+                    eprintln!(
+                        "warning: {input} is taller than 10,000 rows once scaled; it was cut"
+                    );
                 }
                 pages.push(page);
             }
@@ -90,8 +95,16 @@ pub fn run(args: RenderArgs, json: bool) -> anyhow::Result<Outcome> {
         return Ok(Outcome::SomeInvalid);
     }
     for (flag, value, valid) in [
-        ("--bridge", &args.bridge, BridgeAddress::parse(&args.bridge).is_ok()),
-        ("--device", &args.device, DeviceAddress::parse(&args.device).is_ok()),
+        (
+            "--bridge",
+            &args.bridge,
+            BridgeAddress::parse(&args.bridge).is_ok(),
+        ),
+        (
+            "--device",
+            &args.device,
+            DeviceAddress::parse(&args.device).is_ok(),
+        ),
     ] {
         if !valid {
             eprintln!(

@@ -15,7 +15,9 @@ use serde::{Serialize, Serializer};
 pub enum AddressError {
     #[error("an address is 16 hex digits (like 000d6f000273ce0b), this has {0} characters")]
     Length(usize),
-    #[error("an address is 16 hex digits (like 000d6f000273ce0b); {0:?} at position {1} is not a hex digit")]
+    #[error(
+        "an address is 16 hex digits (like 000d6f000273ce0b); {0:?} at position {1} is not a hex digit"
+    )]
     NotHex(char, usize),
 }
 

@@ -67,7 +67,35 @@ pub fn print_command(
     pages: &[Page],
 ) -> Result<String, PayloadError> {
     let payload = encode_payload(command, command_id, pages)?;
-    Ok(device_command_json(bridge_address, device_address, command_id, &payload).to_string())
+    Ok(device_command_text(
+        bridge_address,
+        device_address,
+        command_id,
+        &payload,
+    ))
+}
+
+/// The same JSON as [`device_command_json`], written straight into a
+/// string: a 10,000-row page is megabytes of base64, and going through a
+/// `serde_json::Value` would copy and re-scan all of it.
+pub fn device_command_text(
+    bridge_address: &str,
+    device_address: &str,
+    command_id: u32,
+    payload: &[u8],
+) -> String {
+    let quote = |s: &str| serde_json::to_string(s).expect("strings serialise");
+    let mut out = String::with_capacity(160 + payload.len().div_ceil(3) * 4);
+    out.push_str(r#"{"type":"DeviceCommand","bridge_address":"#);
+    out.push_str(&quote(bridge_address));
+    out.push_str(r#","device_address":"#);
+    out.push_str(&quote(device_address));
+    out.push_str(&format!(
+        r#","command_id":{command_id},"timestamp":"0","binary_payload":""#
+    ));
+    BASE64.encode_string(payload, &mut out);
+    out.push_str("\"}");
+    out
 }
 
 /// What was wrong with a DeviceCommand handed to [`decode_device_command`].
@@ -177,6 +205,12 @@ mod tests {
         )
         .unwrap();
         let back = decode_device_command(&text, 384).unwrap();
+        let payload =
+            encode_payload(CommandKind::SetDelivery, 9, std::slice::from_ref(&page)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            device_command_json("000d6f0001b3719d", "000d6f000273ce0b", 9, &payload)
+        );
         assert_eq!(back.command_id, Some(9));
         assert_eq!(back.payload.file_id, 9);
         assert_eq!(back.payload.command, CommandKind::SetDelivery);

@@ -7,9 +7,14 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceEventBody {
     /// Sent about every 10 s.
-    Heartbeat { uptime: u32 },
+    Heartbeat {
+        uptime: u32,
+    },
     /// The printer printed (or found nothing to print).
-    DidPrint { print_type: u8, print_id: u32 },
+    DidPrint {
+        print_type: u8,
+        print_id: u32,
+    },
     DidPowerOn(DidPowerOn),
     ProductAnnounce {
         /// 32 lowercase hex digits.
@@ -17,9 +22,15 @@ pub enum DeviceEventBody {
         product_version: u32,
     },
     /// 0xE0xx: an opaque BERG Cloud binary event; `data` is the whole binary.
-    BergBinary { event_id: u8, data: Vec<u8> },
+    BergBinary {
+        event_id: u8,
+        data: Vec<u8>,
+    },
     /// 0xE1xx: an opaque BERG Cloud packed event; `data` is the whole binary.
-    BergPacked { event_id: u8, data: Vec<u8> },
+    BergPacked {
+        event_id: u8,
+        data: Vec<u8>,
+    },
 }
 
 impl DeviceEventBody {
@@ -328,7 +339,7 @@ mod tests {
                 data: bin.clone()
             }
         );
-        let packed = encode_device_event(0xE1ff, 0, &[]);
+        let packed = encode_device_event(0xe1ff, 0, &[]);
         assert_eq!(
             decode_device_event(&packed).unwrap().body,
             DeviceEventBody::BergPacked {

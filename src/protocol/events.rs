@@ -327,7 +327,10 @@ pub fn decode_value(v: &Value) -> Event {
         .and_then(|s| BridgeAddress::parse(s).ok());
     let device = obj
         .get("device_address")
-        .or_else(|| obj.get("json_payload").and_then(|p| p.get("device_address")))
+        .or_else(|| {
+            obj.get("json_payload")
+                .and_then(|p| p.get("device_address"))
+        })
         .and_then(Value::as_str)
         .and_then(|s| DeviceAddress::parse(s).ok());
     match decode_object(obj) {
@@ -360,7 +363,11 @@ fn decode_object(obj: &Map<String, Value>) -> Result<Event, Decoded> {
     let kind = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
         Some(other) => {
-            return Err(Broken(format!("field type: expected a string, got {}", type_name(other))).into());
+            return Err(Broken(format!(
+                "field type: expected a string, got {}",
+                type_name(other)
+            ))
+            .into());
         }
         None => return Err(Broken("missing field type".into()).into()),
     };
@@ -647,10 +654,7 @@ fn log_record(v: &Value) -> LogRecord {
         name: o.get("name").and_then(text_lenient),
         created: o.get("created").and_then(number_lenient),
         levelname: o.get("levelname").and_then(text_lenient),
-        levelno: o
-            .get("levelno")
-            .and_then(number_lenient)
-            .map(|f| f as i64),
+        levelno: o.get("levelno").and_then(number_lenient).map(|f| f as i64),
         message: o.get("message").and_then(text_lenient),
     }
 }
@@ -694,9 +698,11 @@ mod tests {
     #[test]
     fn lenient_where_real_bridges_differ() {
         // Integer timestamp, {} for power_on details, integer uptime.
-        let e = decode_value(&json!({"type": "BridgeEvent", "bridge_address": "000D6F0001B3719D",
+        let e = decode_value(
+            &json!({"type": "BridgeEvent", "bridge_address": "000D6F0001B3719D",
             "timestamp": 12, "json_payload": {"name": "power_on", "uboot_environment": {},
-            "network_info": {}, "uptime": 42, "model": "A"}}));
+            "network_info": {}, "uptime": 42, "model": "A"}}),
+        );
         let Event::PowerOn { bridge, info } = e else {
             panic!("{e:?}")
         };
@@ -717,20 +723,26 @@ mod tests {
     fn unknown_and_malformed_have_reasons() {
         assert_eq!(kind(json!({"type": "Nope"})), "unknown");
         assert_eq!(
-            kind(json!({"type": "BridgeEvent", "bridge_address": "000d6f0001b3719d",
-                "json_payload": {"name": "reboot"}})),
+            kind(
+                json!({"type": "BridgeEvent", "bridge_address": "000d6f0001b3719d",
+                "json_payload": {"name": "reboot"}})
+            ),
             "unknown"
         );
         assert_eq!(kind(json!([1, 2])), "malformed");
         assert_eq!(kind(json!({"no": "type"})), "malformed");
         assert_eq!(
-            kind(json!({"type": "DeviceEvent", "bridge_address": "000d6f0001b3719d",
-                "device_address": "000d6f000273ce0b", "binary_payload": "!!!"})),
+            kind(
+                json!({"type": "DeviceEvent", "bridge_address": "000d6f0001b3719d",
+                "device_address": "000d6f000273ce0b", "binary_payload": "!!!"})
+            ),
             "malformed"
         );
         assert_eq!(
-            kind(json!({"type": "DeviceCommandResponse", "bridge_address": "000d6f0001b3719d",
-                "command_id": -1, "return_code": 0})),
+            kind(
+                json!({"type": "DeviceCommandResponse", "bridge_address": "000d6f0001b3719d",
+                "command_id": -1, "return_code": 0})
+            ),
             "malformed"
         );
         let e = decode_text("{not json");
@@ -742,8 +754,10 @@ mod tests {
 
     #[test]
     fn broken_messages_keep_their_addresses() {
-        let e = decode_value(&json!({"type": "DeviceEvent", "bridge_address": "000d6f0001b3719d",
-            "device_address": "000d6f000273ce0b", "binary_payload": "AQAA"}));
+        let e = decode_value(
+            &json!({"type": "DeviceEvent", "bridge_address": "000d6f0001b3719d",
+            "device_address": "000d6f000273ce0b", "binary_payload": "AQAA"}),
+        );
         assert_eq!(e.kind(), "malformed");
         assert_eq!(e.bridge().unwrap().to_string(), "000d6f0001b3719d");
         assert_eq!(e.device().unwrap().to_string(), "000d6f000273ce0b");

@@ -147,7 +147,13 @@ const BLOCK_PREFIX_LEN: usize = 4 + 1 + 1 + 4 + 13 + 8;
 const RLE_PREFIX_LEN: usize = 5;
 
 /// The chunks a long run is cut into, largest first, with their codes.
-const CHUNKS: [(usize, u8); 5] = [(1536, 0xff), (1152, 0xfe), (768, 0xfd), (384, 0xfc), (251, 0xfb)];
+const CHUNKS: [(usize, u8); 5] = [
+    (1536, 0xff),
+    (1152, 0xfe),
+    (768, 0xfd),
+    (384, 0xfc),
+    (251, 0xfb),
+];
 
 /// Appends one run: 0–251 as one byte; longer runs cut into the largest
 /// chunks that fit, an empty run of the other colour (`00`) between chunks,
@@ -177,48 +183,61 @@ fn push_run(out: &mut Vec<u8>, mut n: usize) {
     }
 }
 
-/// The length of the run of `black`-coloured pixels that ends just below
-/// position `end` of the flat bit sequence (reading towards position 0).
-#[inline]
-fn run_below(words: &[u64], end: usize, black: bool) -> usize {
-    let flip = if black { !0u64 } else { 0 };
-    let mut pos = end;
-    while pos > 0 {
-        let top = pos - 1;
-        let word = words[top / 64] ^ flip; // set bits now mark the other colour
-        let bit = top % 64;
-        let masked = if bit == 63 {
-            word
-        } else {
-            word & ((1u64 << (bit + 1)) - 1)
-        };
-        if masked == 0 {
-            pos -= bit + 1;
-        } else {
-            let highest = 63 - masked.leading_zeros() as usize;
-            return end - (top / 64 * 64 + highest + 1);
-        }
+/// Run bytes for a list of run lengths (alternating white, black, …,
+/// starting with white), as [`encode_runs`] writes them.
+pub fn encode_run_lengths(lengths: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &n in lengths {
+        push_run(&mut out, n);
     }
-    end
+    out
 }
 
-/// The run bytes of a page: rotated 180° (last pixel first), runs
+/// Appends the run bytes of a page: rotated 180° (last pixel first), runs
 /// alternating white, black, …, starting with white (an empty white run
 /// when the first pixel is black).
-pub fn encode_runs(page: &Page) -> Vec<u8> {
+///
+/// The scan walks the flat bit sequence from the top down, a word at a
+/// time: `x` holds the unread bits of the current word aligned to bit 63,
+/// flipped so that set bits mark the colour *other* than the current run's;
+/// its leading zeros are the rest of the run within this word.
+fn push_runs(out: &mut Vec<u8>, page: &Page) {
     let words = page.words();
-    let mut out = Vec::with_capacity(64);
-    let mut pos = page.pixel_count();
+    let total = page.pixel_count();
+    let mut index = (total - 1) / 64;
+    let mut avail = (total - 1) % 64 + 1; // unread bits in words[index]
     let mut black = false;
+    let mut x = words[index] << (64 - avail);
+    let mut run = 0usize;
     loop {
-        let run = run_below(words, pos, black);
-        push_run(&mut out, run);
-        pos -= run;
-        if pos == 0 {
-            break;
+        let lz = x.leading_zeros() as usize;
+        if lz >= avail {
+            // The rest of this word continues the run.
+            run += avail;
+            if index == 0 {
+                push_run(out, run);
+                return;
+            }
+            index -= 1;
+            avail = 64;
+            x = if black { !words[index] } else { words[index] };
+            continue;
         }
+        run += lz;
+        push_run(out, run);
+        run = 0;
+        // The next run has the other colour: drop what was read and flip.
+        // (lz < avail <= 64, so the shift is in range.)
+        x = !(x << lz);
+        avail -= lz;
         black = !black;
     }
+}
+
+/// The run bytes of a page (see [`push_runs`]).
+pub fn encode_runs(page: &Page) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    push_runs(&mut out, page);
     out
 }
 
@@ -233,12 +252,12 @@ pub fn rle_block(page: &Page) -> Vec<u8> {
     out
 }
 
-/// Appends the image block of a page.
+/// Appends the image block of a page. The runs are written in place and the
+/// two length fields filled in afterwards, so nothing is copied.
 fn push_image_block(out: &mut Vec<u8>, page: &Page) {
-    let runs = encode_runs(page);
-    let rle_len = RLE_PREFIX_LEN + runs.len();
+    let start = out.len();
     let n = page.pixel_count() / 8;
-    out.extend_from_slice(&((26 + rle_len + 1) as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]); // L, filled in below
     out.push(0);
     out.push(0);
     out.extend_from_slice(&21u32.to_le_bytes());
@@ -254,8 +273,13 @@ fn push_image_block(out: &mut Vec<u8>, page: &Page) {
         0x30,
     ]);
     out.push(0x01);
-    out.extend_from_slice(&(runs.len() as u32).to_le_bytes());
-    out.extend_from_slice(&runs);
+    out.extend_from_slice(&[0; 4]); // length of the run bytes, filled in below
+    let runs_start = out.len();
+    push_runs(out, page);
+    let runs_len = out.len() - runs_start;
+    let block_len = 26 + RLE_PREFIX_LEN + runs_len + 1;
+    out[start..start + 4].copy_from_slice(&(block_len as u32).to_le_bytes());
+    out[runs_start - 4..runs_start].copy_from_slice(&(runs_len as u32).to_le_bytes());
 }
 
 /// The image block of one page (PROTOCOL §6).
@@ -279,18 +303,18 @@ pub fn encode_payload(
             roles: command.image_roles().join(", "),
         });
     }
-    let mut blocks = Vec::new();
-    for page in pages {
-        push_image_block(&mut blocks, page);
-    }
-    let mut out = Vec::with_capacity(HEADER_LEN + blocks.len());
+    let mut out = Vec::with_capacity(4096);
     out.push(0x01); // device type: Little Printer
     out.push(0x00);
     out.extend_from_slice(&command.code().to_le_bytes());
     out.extend_from_slice(&file_id.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes()); // CRC, unused
-    out.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
-    out.extend_from_slice(&blocks);
+    out.extend_from_slice(&[0; 4]); // length of the rest, filled in below
+    for page in pages {
+        push_image_block(&mut out, page);
+    }
+    let rest = (out.len() - HEADER_LEN) as u32;
+    out[12..16].copy_from_slice(&rest.to_le_bytes());
     Ok(out)
 }
 
@@ -474,7 +498,7 @@ pub fn decode_runs(runs: &[u8], n: usize, width: u32) -> Result<Page, String> {
         pos -= len;
         black = !black;
     }
-    let (w, h) = if width > 0 && total % width as usize == 0 {
+    let (w, h) = if width > 0 && total.is_multiple_of(width as usize) {
         (width, (total / width as usize) as u32)
     } else {
         (total as u32, 1)
@@ -520,13 +544,7 @@ pub const DEFAULT_DECODE_WIDTH: u32 = PRINTER_WIDTH;
 mod tests {
     use super::*;
 
-    fn runs_of(lengths: &[usize]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for &n in lengths {
-            push_run(&mut out, n);
-        }
-        out
-    }
+    use super::encode_run_lengths as runs_of;
 
     #[test]
     fn protocol_examples() {

@@ -77,6 +77,9 @@ mod tests {
         assert_eq!(ReturnCode::new(144).name(), "filesystem_invalid_id");
         assert_eq!(ReturnCode::new(128).name(), "invalid_size");
         assert_eq!(ReturnCode::new(0x42).name(), "unknown");
-        assert_eq!(ReturnCode::new(0x90).to_string(), "0x90 filesystem_invalid_id");
+        assert_eq!(
+            ReturnCode::new(0x90).to_string(),
+            "0x90 filesystem_invalid_id"
+        );
     }
 }

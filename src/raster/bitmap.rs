@@ -108,7 +108,7 @@ impl Page {
     /// The same pixels, read as a page of another width (same pixel count).
     pub fn reshaped(mut self, width: u32) -> Option<Page> {
         let pixels = self.pixel_count();
-        if width == 0 || pixels % width as usize != 0 {
+        if width == 0 || !pixels.is_multiple_of(width as usize) {
             return None;
         }
         self.height = (pixels / width as usize) as u32;

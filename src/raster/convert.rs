@@ -34,7 +34,10 @@ pub enum ImageError {
     )]
     UnsupportedFormat(String),
     #[error("the {format} image could not be decoded: {reason}")]
-    Decode { format: &'static str, reason: String },
+    Decode {
+        format: &'static str,
+        reason: String,
+    },
     #[error(
         "pixel ({x}, {y}) is neither pure black nor pure white; --raw takes only black-and-white images"
     )]
@@ -88,7 +91,10 @@ fn sniff_description(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(64)];
     if bytes.is_empty() {
         "nothing (it is empty)".into()
-    } else if head.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+    } else if head
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
         "text".into()
     } else {
         "unknown binary data".into()
@@ -292,7 +298,10 @@ mod tests {
     #[test]
     fn transparent_is_white() {
         let img = RgbaImage::from_pixel(384, 4, Rgba([0, 0, 0, 0]));
-        let page = page_from_image(&DynamicImage::ImageRgba8(img.clone()), Dither::FloydSteinberg);
+        let page = page_from_image(
+            &DynamicImage::ImageRgba8(img.clone()),
+            Dither::FloydSteinberg,
+        );
         assert_eq!(page.page.black_count(), 0);
         assert_eq!(
             raw_page_from_image(&DynamicImage::ImageRgba8(img))
