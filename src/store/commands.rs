@@ -102,7 +102,9 @@ impl Store {
         let changed = conn
             .prepare_cached("UPDATE commands SET return_code = ?2, answered_at = ?3 WHERE id = ?1")?
             .execute(rusqlite::params![id, return_code, answered_at])?;
-        self.wrote();
+        if changed > 0 {
+            self.wrote();
+        }
         Ok(changed > 0)
     }
 
@@ -181,7 +183,9 @@ mod tests {
             (answered.answered_at, answered.return_code),
             (Some(12), Some(0x80))
         );
+        let writes = store.writes();
         assert!(!store.record_command_answer(8, 0, 12).unwrap());
+        assert_eq!(store.writes(), writes, "no such command: nothing written");
         assert_eq!(store.command(8).unwrap(), None);
 
         // A wrapped id replaces the old row.

@@ -130,9 +130,8 @@ impl Store {
                 "INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
             )?
             .execute((username, &hash, now));
-        self.wrote();
         match inserted {
-            Ok(_) => {}
+            Ok(_) => self.wrote(),
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
             {
@@ -257,6 +256,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(store.list_users().unwrap().len(), 1);
+        assert_eq!(store.writes(), 1, "a refused insert wrote nothing");
     }
 
     #[test]
