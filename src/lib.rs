@@ -1,9 +1,11 @@
 //! Sirius: a self-hosted server for BERG's Little Printer.
 //!
 //! Layers, from the bottom: [`protocol`] and [`raster`] are pure (no I/O);
-//! the bridge server, printing, the web app and the store build on them in
-//! later modules; [`cli`] is the thin command-line edge.
+//! [`store`] keeps what lasts across restarts in one SQLite file; the bridge
+//! server, printing and the web app build on them in later modules; [`cli`]
+//! is the thin command-line edge.
 
 pub mod cli;
 pub mod protocol;
 pub mod raster;
+pub mod store;

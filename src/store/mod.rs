@@ -1,0 +1,476 @@
+//! The store: everything Sirius keeps across restarts, in one SQLite file.
+//!
+//! This module owns the database file: opening it (creating it if missing),
+//! the pragmas every connection gets, bringing the schema up to date
+//! (`schema.sql` at the top of the repository is version 1, `MIGRATIONS`
+//! the versions after it, `PRAGMA user_version` records the version), and
+//! the [`Store`] handle the rest of the server shares. The tables are
+//! reached through methods on [`Store`], one file per table family:
+//!
+//! * [`users`]: accounts and password hashes.
+//! * [`bridges`]: bridges seen and their log.
+//! * [`printers`]: printers seen, their owner, their link key.
+//! * [`claims`]: claiming a printer with its code (PROTOCOL §7).
+//! * [`commands`]: commands sent to bridges and the command id high-water
+//!   mark.
+//!
+//! The store is synchronous: one connection behind a mutex, statements
+//! cached. Callers on an async runtime should call it from a blocking task
+//! when a method may be slow (password hashing, big batches).
+
+pub mod bridges;
+pub mod claims;
+pub mod commands;
+pub mod printers;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::protocol::{BridgeAddress, DeviceAddress, HardwareXor};
+
+pub use bridges::{BridgeLogRow, BridgeRow};
+pub use claims::{ClaimError, ClaimOutcome};
+pub use commands::CommandRow;
+pub use printers::PrinterRow;
+pub use users::User;
+
+/// The base schema (version 1), applied to a new database.
+const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// The migrations after the base schema: entry `i` brings a database from
+/// version `i + 1` to version `i + 2`. Append only; never edit a shipped one.
+const MIGRATIONS: &[&str] = &[];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
+
+/// How long a statement waits for another process holding the file's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// What went wrong in the store. The messages are meant for the person
+/// running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error(
+        "could not open the database {path}: {source}; check that the folder exists and Sirius may write there"
+    )]
+    Open {
+        /// The file Sirius tried to open.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer Sirius.
+    #[error(
+        "this database was written by a newer Sirius (schema {found}, this build knows {supported}); upgrade Sirius or restore a backup"
+    )]
+    TooNew {
+        /// The version found in the file.
+        found: i64,
+        /// [`SCHEMA_VERSION`] of this build.
+        supported: i64,
+    },
+    /// Bringing the schema up to date failed; the file was left as it was.
+    #[error(
+        "could not bring the database to schema version {version}: {source}; the file was left unchanged, restore a backup if the problem persists"
+    )]
+    Migration {
+        /// The version that could not be applied.
+        version: i64,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A username that may not be used.
+    #[error("that username can't be used: {0}")]
+    InvalidUsername(String),
+    /// A password that may not be used.
+    #[error("that password can't be used: {0}")]
+    InvalidPassword(String),
+    /// Another user has this username (case does not matter).
+    #[error("the username {0:?} is already taken; choose another one")]
+    UsernameTaken(String),
+    /// Hashing a password failed (the system's random generator, usually).
+    #[error("could not hash the password: {0}")]
+    PasswordHash(String),
+    /// A value in the database is not what Sirius wrote there.
+    #[error(
+        "the database holds a value Sirius can't read ({0}); was the file edited by hand? restore a backup"
+    )]
+    Corrupt(String),
+    /// Any other SQLite failure (disk full, file locked for too long, …).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The handle to the database, shared by the whole server (`Send + Sync`).
+///
+/// Every method takes `&self` and runs to completion under one mutex, so a
+/// method's reads and writes are never interleaved with another's.
+pub struct Store {
+    conn: Mutex<Connection>,
+    writes: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("writes", &self.writes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database at `path`, creating the file if it is missing,
+    /// and brings its schema up to date. Refuses a file written by a newer
+    /// Sirius ([`StoreError::TooNew`]).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_connection(conn)
+    }
+
+    /// A fresh database in memory, gone when the store is dropped. For tests.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::from_connection(Connection::open_in_memory()?)
+    }
+
+    fn from_connection(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Answers "memory" for an in-memory database; that is fine.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Store {
+            conn: Mutex::new(conn),
+            writes: AtomicU64::new(0),
+        })
+    }
+
+    /// How many writes (write statements or transactions) this store made
+    /// since it was opened. Shown in `/_/stats`.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// The connection. A panic in another thread while holding it leaves
+    /// no half-done work behind (an open transaction rolls back when
+    /// dropped), so a poisoned lock is simply taken over.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one write.
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The schema version recorded in the file.
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Applies the base schema and the migrations the file lacks, each in its own
+/// transaction together with the new `user_version`.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let steps: Vec<&str> = std::iter::once(SCHEMA)
+        .chain(MIGRATIONS.iter().copied())
+        .collect();
+    apply_versions(conn, &steps)
+}
+
+/// Brings `conn` to version `versions.len()`: `versions[i]` is the SQL that
+/// makes version `i + 1`.
+fn apply_versions(conn: &mut Connection, versions: &[&str]) -> Result<(), StoreError> {
+    let supported = versions.len() as i64;
+    let found = user_version(conn)?;
+    if found > supported {
+        return Err(StoreError::TooNew { found, supported });
+    }
+    for (index, sql) in versions.iter().enumerate() {
+        let version = index as i64 + 1;
+        let applied = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Another process may have migrated while this one waited.
+            if user_version(&tx)? >= version {
+                return Ok(());
+            }
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()
+        })();
+        applied.map_err(|source| StoreError::Migration { version, source })?;
+    }
+    Ok(())
+}
+
+// Addresses and xors go in and out of SQL as the text and numbers the schema
+// describes; a stored value that doesn't parse is a conversion error.
+
+fn conversion_error(e: impl std::error::Error + Send + Sync + 'static) -> FromSqlError {
+    FromSqlError::Other(Box::new(e))
+}
+
+impl ToSql for DeviceAddress {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_string()))
+    }
+}
+
+impl FromSql for DeviceAddress {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        DeviceAddress::parse(value.as_str()?).map_err(conversion_error)
+    }
+}
+
+impl ToSql for BridgeAddress {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_string()))
+    }
+}
+
+impl FromSql for BridgeAddress {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        BridgeAddress::parse(value.as_str()?).map_err(conversion_error)
+    }
+}
+
+impl ToSql for HardwareXor {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.value()))
+    }
+}
+
+impl FromSql for HardwareXor {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let n = value.as_i64()?;
+        u32::try_from(n)
+            .ok()
+            .and_then(HardwareXor::new)
+            .ok_or(FromSqlError::OutOfRange(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::User;
+
+    /// A file in the system's temp folder, removed (with its WAL files) when
+    /// dropped.
+    pub(crate) struct TempDb(pub PathBuf);
+
+    impl TempDb {
+        pub(crate) fn new(name: &str) -> TempDb {
+            let dir = std::env::temp_dir().join(format!(
+                "sirius-store-{}-{}-{}",
+                std::process::id(),
+                name,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDb(dir)
+        }
+
+        pub(crate) fn file(&self) -> PathBuf {
+            self.0.join("sirius.db")
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Store>();
+    }
+
+    #[test]
+    fn a_new_database_gets_the_current_schema_and_pragmas() {
+        let dir = TempDb::new("fresh");
+        let store = Store::open(&dir.file()).unwrap();
+        let conn = store.lock();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+        let busy: i64 = conn
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 5000);
+        drop(conn);
+        assert_eq!(store.writes(), 0, "opening is not counted");
+    }
+
+    #[test]
+    fn reopening_keeps_the_version_and_applies_nothing_twice() {
+        let dir = TempDb::new("reopen");
+        drop(Store::open(&dir.file()).unwrap());
+        let store = Store::open(&dir.file()).unwrap();
+        assert_eq!(user_version(&store.lock()).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn everything_survives_closing_and_reopening_the_file() {
+        use crate::protocol::{ClaimCode, ClaimSecret};
+        let dir = TempDb::new("persist");
+        let device = DeviceAddress::parse("000d6f000273ce0b").unwrap();
+        let bridge = BridgeAddress::parse("000d6f0001b3719d").unwrap();
+        let code = ClaimCode::new(
+            device.hardware_xor(),
+            ClaimSecret::new(0xeb1ba696a0).unwrap(),
+        );
+        let (alice, claim) = {
+            let store = Store::open(&dir.file()).unwrap();
+            let alice = store.create_user("alice", Some("hunter42"), 1).unwrap();
+            store.ensure_printer(device, 2).unwrap();
+            let claim = store.claim(alice.id, &code, "Kitchen", 3).unwrap();
+            store
+                .update_last_heard(&[(device, 4, Some(bridge))])
+                .unwrap();
+            store
+                .record_bridge_seen(bridge, Some("10.0.0.1"), 5)
+                .unwrap();
+            store.reserve_command_ids(4242).unwrap();
+            store
+                .record_command(17, bridge, Some(device), "x", 6)
+                .unwrap();
+            (alice, claim)
+        };
+        let store = Store::open(&dir.file()).unwrap();
+        let alice = User {
+            printer_count: 1,
+            ..alice
+        };
+        assert_eq!(store.user_by_name("alice").unwrap(), Some(alice.clone()));
+        assert_eq!(
+            store.verify_password("alice", "hunter42").unwrap(),
+            Some(alice.clone())
+        );
+        let p = store.printer_by_address(device).unwrap().unwrap();
+        assert_eq!(p.claim_id, Some(claim.claim_id));
+        assert_eq!(
+            (p.owner_id, p.name.as_deref()),
+            (Some(alice.id), Some("Kitchen"))
+        );
+        assert_eq!(
+            (p.first_seen, p.last_heard, p.last_bridge),
+            (2, Some(4), Some(bridge))
+        );
+        assert_eq!(store.link_key_for(device).unwrap(), Some(code.link_key()));
+        assert_eq!(
+            store.list_bridges().unwrap()[0].remote_ip.as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(store.command_id_high_water().unwrap(), 4242);
+        assert_eq!(store.command(17).unwrap().unwrap().device, Some(device));
+        assert_eq!(store.writes(), 0, "the counter is per process");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_sirius_is_refused() {
+        let dir = TempDb::new("too-new");
+        drop(Store::open(&dir.file()).unwrap());
+        {
+            let conn = Connection::open(dir.file()).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let err = Store::open(&dir.file()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooNew { found, supported }
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("newer Sirius"), "{message}");
+        assert!(
+            message.contains("upgrade Sirius or restore a backup"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn migrations_run_once_in_order_and_a_failed_one_changes_nothing() {
+        let dir = TempDb::new("migrate");
+        drop(Store::open(&dir.file()).unwrap());
+        let mut conn = Connection::open(dir.file()).unwrap();
+        let next = "ALTER TABLE users ADD COLUMN email TEXT";
+        let mut versions = vec![SCHEMA];
+        versions.extend(MIGRATIONS);
+        versions.push(next);
+        apply_versions(&mut conn, &versions).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION + 1);
+        // Again: nothing is applied twice (the ALTER would fail).
+        apply_versions(&mut conn, &versions).unwrap();
+
+        versions.push("CREATE TABLE sessions (id INTEGER PRIMARY KEY); THIS IS NOT SQL");
+        let err = apply_versions(&mut conn, &versions).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Migration { version, .. } if version == SCHEMA_VERSION + 2),
+            "{err:?}"
+        );
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION + 1);
+        let sessions: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'sessions'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(sessions, 0, "rolled back");
+        drop(conn);
+        // This build refuses the file the "newer" build wrote.
+        assert!(matches!(
+            Store::open(&dir.file()),
+            Err(StoreError::TooNew { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unopenable_path_says_which_file() {
+        let dir = TempDb::new("missing-folder");
+        let path = dir.0.join("no-such-folder").join("sirius.db");
+        let err = Store::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains("no-such-folder"), "{err}");
+    }
+
+    #[test]
+    fn bad_stored_addresses_are_errors_not_panics() {
+        let store = Store::open_in_memory().unwrap();
+        let conn = store.lock();
+        let r: rusqlite::Result<DeviceAddress> =
+            conn.query_row("SELECT 'not an address'", [], |r| r.get(0));
+        assert!(r.is_err());
+        let r: rusqlite::Result<HardwareXor> = conn.query_row("SELECT 16777216", [], |r| r.get(0));
+        assert!(r.is_err());
+    }
+}
