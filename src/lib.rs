@@ -5,5 +5,6 @@
 //! later modules; [`cli`] is the thin command-line edge.
 
 pub mod cli;
+pub mod emulator;
 pub mod protocol;
 pub mod raster;
