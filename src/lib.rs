@@ -6,6 +6,7 @@
 //! is the thin command-line edge.
 
 pub mod cli;
+pub mod emulator;
 pub mod protocol;
 pub mod raster;
 pub mod store;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+pub mod emulate;
 pub mod inspect;
 pub mod render;
 
@@ -30,6 +31,9 @@ pub enum Command {
     Inspect(inspect::Inspect),
     /// Turn images into pages and a DeviceCommand, as the server would send it.
     Render(render::RenderArgs),
+    /// Emulate a bridge and printer, or generate load, against a server.
+    #[command(subcommand)]
+    Emulate(emulate::Emulate),
 }
 
 /// Runs the command line and turns the outcome into an exit code: 0 when
@@ -41,6 +45,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Inspect(cmd) => inspect::run(cmd, cli.json),
         Command::Render(args) => render::run(args, cli.json),
+        Command::Emulate(cmd) => emulate::run(cmd, cli.json),
     };
     match outcome {
         Ok(Outcome::AllValid) => ExitCode::SUCCESS,
