@@ -1,12 +1,17 @@
 //! Sirius: a self-hosted server for BERG's Little Printer.
 //!
 //! Layers, from the bottom: [`protocol`] and [`raster`] are pure (no I/O);
-//! [`store`] keeps what lasts across restarts in one SQLite file; the bridge
-//! server, printing and the web app build on them in later modules; [`cli`]
-//! is the thin command-line edge.
+//! [`store`] keeps what lasts across restarts in one SQLite file; [`bridge`]
+//! owns live bridge connections and the presence of printers; [`web`]
+//! answers HTTP; [`server`] wires them together for `sirius serve`;
+//! [`emulator`] plays bridges and printers for tests and load; [`cli`] is
+//! the thin command-line edge.
 
+pub mod bridge;
 pub mod cli;
 pub mod emulator;
 pub mod protocol;
 pub mod raster;
+pub mod server;
 pub mod store;
+pub mod web;

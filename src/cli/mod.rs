@@ -3,6 +3,7 @@
 //! function of the library, present the answer.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -10,7 +11,10 @@ use clap::{Parser, Subcommand};
 
 pub mod emulate;
 pub mod inspect;
+pub mod printers;
 pub mod render;
+pub mod serve;
+pub mod users;
 
 /// Sirius: the server that keeps BERG's Little Printer alive.
 #[derive(Debug, Parser)]
@@ -20,12 +24,27 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// The SQLite database file (created if missing).
+    #[arg(long, global = true, env = "SIRIUS_DB", default_value = "sirius.db")]
+    pub db: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server: bridges on /api/v1/connection, the status page on /.
+    Serve(serve::ServeArgs),
+    /// Local user accounts.
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// Printers: list them, claim one.
+    #[command(subcommand)]
+    Printer(printers::PrinterCommand),
+    /// Make test printers, users and claims without hardware.
+    #[command(subcommand)]
+    Fake(printers::FakeCommand),
     /// Look inside claim codes, addresses, bridge messages and printer payloads.
     #[command(subcommand)]
     Inspect(inspect::Inspect),
@@ -43,6 +62,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args, &cli.db),
+        Command::User(cmd) => users::run(cmd, &cli.db, cli.json),
+        Command::Printer(cmd) => printers::printer(cmd, &cli.db, cli.json),
+        Command::Fake(cmd) => printers::fake(cmd, &cli.db, cli.json),
         Command::Inspect(cmd) => inspect::run(cmd, cli.json),
         Command::Render(args) => render::run(args, cli.json),
         Command::Emulate(cmd) => emulate::run(cmd, cli.json),
@@ -94,4 +117,10 @@ pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
     } else {
         std::fs::read(path).with_context(|| format!("could not read {path}"))
     }
+}
+
+/// Opens the database for a command-line tool.
+pub fn open_store(db: &Path) -> anyhow::Result<crate::store::Store> {
+    crate::store::Store::open(db)
+        .with_context(|| format!("could not open the database {}", db.display()))
 }

@@ -1,0 +1,155 @@
+//! Who is online, in memory (PROTOCOL §5).
+//!
+//! A printer is online while the bridge it last spoke through is connected
+//! and it was heard from in the last 60 seconds. Heartbeats only touch this
+//! map; the store learns "last heard" from a periodic flush, never from a
+//! heartbeat.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::protocol::{BridgeAddress, DeviceAddress, events::PowerOnInfo};
+
+/// What a session's writer sends on the websocket.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// One JSON command.
+    Text(String),
+    /// Close the connection with this code and reason, after what is queued.
+    Close(u16, String),
+}
+
+/// A live bridge connection.
+#[derive(Debug)]
+pub struct BridgeConn {
+    pub conn_id: u64,
+    pub tx: mpsc::Sender<Outgoing>,
+    pub remote_ip: String,
+    /// Unix seconds.
+    pub connected_at: i64,
+    pub info: Option<PowerOnInfo>,
+}
+
+/// What we know of a printer in this process.
+#[derive(Debug, Clone)]
+pub struct DeviceState {
+    pub printer_id: i64,
+    pub bridge: BridgeAddress,
+    pub conn_id: u64,
+    pub last_heard: Instant,
+    /// Unix seconds of `last_heard`.
+    pub last_heard_unix: i64,
+    pub online: bool,
+    /// The `last_heard_unix` last written to the store.
+    pub flushed_unix: i64,
+    /// When its link key was last sent (at most once per 10 s).
+    pub key_sent: Option<Instant>,
+}
+
+/// Bridges by address and printers by address.
+#[derive(Debug, Default)]
+pub struct Presence {
+    pub bridges: HashMap<BridgeAddress, BridgeConn>,
+    pub devices: HashMap<DeviceAddress, DeviceState>,
+}
+
+/// A printer that came online or went offline, for the layers above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Online(DeviceAddress),
+    Offline(DeviceAddress),
+}
+
+impl Presence {
+    /// Whether this connection is the live one for its bridge.
+    pub fn is_live(&self, bridge: BridgeAddress, conn_id: u64) -> bool {
+        self.bridges
+            .get(&bridge)
+            .is_some_and(|b| b.conn_id == conn_id)
+    }
+
+    /// Marks a known device as heard from now, through `bridge` on
+    /// connection `conn_id`. Returns true if it just came online.
+    pub fn touch(
+        &mut self,
+        device: DeviceAddress,
+        bridge: BridgeAddress,
+        conn_id: u64,
+        now: Instant,
+        now_unix: i64,
+    ) -> Option<bool> {
+        let live = self.is_live(bridge, conn_id);
+        let state = self.devices.get_mut(&device)?;
+        let was_online = state.online;
+        state.bridge = bridge;
+        state.conn_id = conn_id;
+        state.last_heard = now;
+        state.last_heard_unix = now_unix;
+        state.online = live;
+        Some(live && !was_online)
+    }
+
+    /// The bridge connection a device is reachable through right now.
+    pub fn route(&self, device: DeviceAddress) -> Option<(BridgeAddress, &BridgeConn)> {
+        let state = self.devices.get(&device)?;
+        if !state.online {
+            return None;
+        }
+        let conn = self.bridges.get(&state.bridge)?;
+        (conn.conn_id == state.conn_id).then_some((state.bridge, conn))
+    }
+
+    /// Devices silent for longer than `timeout` go offline.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (addr, state) in &mut self.devices {
+            if state.online && now.duration_since(state.last_heard) > timeout {
+                state.online = false;
+                changes.push(Change::Offline(*addr));
+            }
+        }
+        changes
+    }
+
+    /// A bridge connection ended: its devices go offline at once.
+    pub fn bridge_closed(&mut self, bridge: BridgeAddress, conn_id: u64) -> Vec<Change> {
+        if self.is_live(bridge, conn_id) {
+            self.bridges.remove(&bridge);
+        }
+        let mut changes = Vec::new();
+        for (addr, state) in &mut self.devices {
+            if state.conn_id == conn_id && state.online {
+                state.online = false;
+                changes.push(Change::Offline(*addr));
+            }
+        }
+        changes
+    }
+
+    pub fn online_count(&self) -> usize {
+        self.devices.values().filter(|d| d.online).count()
+    }
+
+    /// Printers whose last-heard time moved since the last flush, and either
+    /// went offline or were last flushed `every` ago. Marks them flushed.
+    pub fn take_flush(
+        &mut self,
+        now_unix: i64,
+        every: Duration,
+        all: bool,
+    ) -> Vec<(DeviceAddress, i64, Option<BridgeAddress>)> {
+        let every = every.as_secs() as i64;
+        let mut batch = Vec::new();
+        for (addr, state) in &mut self.devices {
+            if state.last_heard_unix > state.flushed_unix
+                && (all || !state.online || now_unix - state.flushed_unix >= every)
+            {
+                state.flushed_unix = state.last_heard_unix;
+                batch.push((*addr, state.last_heard_unix, Some(state.bridge)));
+            }
+        }
+        batch
+    }
+}
