@@ -425,3 +425,68 @@ async fn status_page_shows_bridges_and_printers() {
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn commands_learn_their_fate() {
+    use sirius::bridge::{CommandFate, SendError};
+    use sirius::protocol::ReturnCode;
+    let dir = temp_dir("fate");
+    let s = server(&dir.join("sirius.db")).await;
+    let build = |bridge: &str, id: u32| {
+        json!({"type": "DeviceCommand", "bridge_address": bridge, "device_address": DEVICE,
+               "command_id": id, "timestamp": "0", "binary_payload": ""})
+        .to_string()
+    };
+    // Offline at once when the printer has no live bridge.
+    assert_eq!(
+        s.hub.send_to_device(device(), "test", build).unwrap_err(),
+        SendError::Offline(device())
+    );
+    let mut ws = connect(&s).await;
+    send(&mut ws, &power_on(BRIDGE)).await;
+    send(&mut ws, &heartbeat(BRIDGE, DEVICE, 1)).await;
+    assert!(eventually(2.0, || s.hub.is_online(device())).await);
+    // Answered: the bridge's return code comes back.
+    let d = s.hub.send_to_device(device(), "test", build).unwrap();
+    let cmd = recv_json(&mut ws, 2.0).await.unwrap();
+    assert_eq!(cmd["command_id"], d.command_id);
+    assert_eq!(cmd["bridge_address"], BRIDGE);
+    send(
+        &mut ws,
+        &json!({"type": "DeviceCommandResponse", "bridge_address": BRIDGE, "device_address": DEVICE,
+                "command_id": d.command_id, "return_code": 0x90, "timestamp": 1.0, "transfer_time": 3.4,
+                "rssi_stats": [-19, -19, -19]}),
+    )
+    .await;
+    assert_eq!(
+        d.fate.await.unwrap(),
+        CommandFate::Answered(ReturnCode::new(0x90))
+    );
+    let row = s
+        .hub
+        .store
+        .command(cmd["command_id"].as_u64().unwrap() as u32)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.return_code, Some(0x90));
+    // No answer on a live connection: timed out (2 s in tests).
+    let d = s.hub.send_to_device(device(), "test", build).unwrap();
+    let _ = recv_json(&mut ws, 2.0).await.unwrap();
+    send(&mut ws, &heartbeat(BRIDGE, DEVICE, 2)).await;
+    assert_eq!(d.fate.await.unwrap(), CommandFate::TimedOut);
+    // The connection closing before the answer: can never be answered.
+    send(&mut ws, &heartbeat(BRIDGE, DEVICE, 3)).await;
+    assert!(eventually(2.0, || s.hub.is_online(device())).await);
+    let d = s.hub.send_to_device(device(), "test", build).unwrap();
+    let _ = recv_json(&mut ws, 2.0).await.unwrap();
+    drop(ws);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(1), d.fate)
+            .await
+            .unwrap()
+            .unwrap(),
+        CommandFate::ConnectionClosed
+    );
+    assert!(!s.hub.is_online(device()));
+    s.shutdown().await;
+}
