@@ -13,6 +13,8 @@
 //! * [`claims`]: claiming a printer with its code (PROTOCOL §7).
 //! * [`commands`]: commands sent to bridges and the command id high-water
 //!   mark.
+//! * [`messages`]: every message and its delivery state (the queue).
+//! * [`print_keys`]: secret URLs that print to one printer.
 //!
 //! The store is synchronous: one connection behind a mutex, statements
 //! cached. Callers on an async runtime should call it from a blocking task
@@ -21,6 +23,8 @@
 pub mod bridges;
 pub mod claims;
 pub mod commands;
+pub mod messages;
+pub mod print_keys;
 pub mod printers;
 pub mod users;
 
@@ -37,6 +41,8 @@ use crate::protocol::{BridgeAddress, DeviceAddress, HardwareXor};
 pub use bridges::{BridgeLogRow, BridgeRow};
 pub use claims::{ClaimError, ClaimOutcome};
 pub use commands::CommandRow;
+pub use messages::{MessageRow, MessageState, NewMessage};
+pub use print_keys::PrintKeyRow;
 pub use printers::PrinterRow;
 pub use users::User;
 
@@ -45,7 +51,7 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The migrations after the base schema: entry `i` brings a database from
 /// version `i + 1` to version `i + 2`. Append only; never edit a shipped one.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0002_messages_and_print_keys.sql")];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
