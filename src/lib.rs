@@ -9,7 +9,9 @@
 
 pub mod bridge;
 pub mod cli;
+pub mod compose;
 pub mod emulator;
+pub mod printing;
 pub mod protocol;
 pub mod raster;
 pub mod server;

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::bridge::{Hub, HubConfig};
+use crate::compose::{RenderConfig, Renderer};
+use crate::printing::{Printing, PrintingConfig};
 use crate::store::Store;
 use crate::web::{self, AppState};
 
@@ -24,12 +26,31 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub db: PathBuf,
     pub hub: HubConfig,
+    pub printing: PrintingConfig,
+    pub render: RenderConfig,
+    /// How people reach this server (`SIRIUS_PUBLIC_URL`), for examples.
+    pub public_url: Option<String>,
+}
+
+impl ServeConfig {
+    /// The defaults, listening on `listen` with the database at `db`.
+    pub fn new(listen: SocketAddr, db: PathBuf) -> ServeConfig {
+        ServeConfig {
+            listen,
+            db,
+            hub: HubConfig::default(),
+            printing: PrintingConfig::default(),
+            render: RenderConfig::default(),
+            public_url: None,
+        }
+    }
 }
 
 /// A server running in this process.
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
+    pub printing: Arc<Printing>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -83,16 +104,26 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         )
     })?;
     let addr = listener.local_addr()?;
+    let renderer = Arc::new(Renderer::new(config.render.clone()));
+    let printing = Printing::new(Arc::clone(&hub), renderer, config.printing.clone());
     let state = Arc::new(AppState {
         hub: Arc::clone(&hub),
+        printing: Arc::clone(&printing),
         port: addr.port(),
+        public_url: config.public_url.clone(),
+        print_key_limiter: Default::default(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, state, shutdown_rx));
+    let queue = printing.start(shutdown_rx.clone());
+    let task = tokio::spawn(async move {
+        serve(listener, state, shutdown_rx).await;
+        let _ = queue.await;
+    });
     tracing::info!(%addr, db = %config.db.display(), "Sirius is listening; point bridges at ws://THIS-HOST:{}/api/v1/connection", addr.port());
     Ok(RunningServer {
         addr,
         hub,
+        printing,
         shutdown: shutdown_tx,
         task,
     })

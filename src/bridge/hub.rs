@@ -142,7 +142,8 @@ impl Hub {
         self.presence.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Printers coming online and going offline, for the delivery queue.
+    /// Printers coming online, going offline and printing, for the
+    /// delivery queue.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
@@ -344,9 +345,16 @@ impl Hub {
                 ..
             } => self.command_answered(bridge, *command_id, *return_code),
             Event::DidPrint {
-                device, print_id, ..
+                device,
+                print_id,
+                print_type,
+                ..
             } => {
-                tracing::info!(%bridge, %device, print_id, "printer printed");
+                tracing::info!(%bridge, %device, print_id, print_type, "printer printed");
+                self.announce(vec![Change::Printed {
+                    device: *device,
+                    print_id: *print_id,
+                }]);
             }
             Event::DidPowerOn { device, info, .. } => {
                 tracing::info!(%bridge, %device, firmware = %info.firmware_build_version, reset = info.reset_cause(), "printer powered on");

@@ -55,11 +55,17 @@ pub struct Presence {
     pub devices: HashMap<DeviceAddress, DeviceState>,
 }
 
-/// A printer that came online or went offline, for the layers above.
+/// What the layers above hear about printers: coming online, going
+/// offline, and reporting that they printed something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     Online(DeviceAddress),
     Offline(DeviceAddress),
+    /// did_print: the printer printed the delivery with this command id.
+    Printed {
+        device: DeviceAddress,
+        print_id: u32,
+    },
 }
 
 impl Presence {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 pub mod emulate;
 pub mod inspect;
+pub mod keys;
 pub mod printers;
 pub mod render;
 pub mod serve;
@@ -42,6 +43,9 @@ pub enum Command {
     /// Printers: list them, claim one.
     #[command(subcommand)]
     Printer(printers::PrinterCommand),
+    /// Print keys: secret URLs that print to one printer.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
     /// Make test printers, users and claims without hardware.
     #[command(subcommand)]
     Fake(printers::FakeCommand),
@@ -66,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::User(cmd) => users::run(cmd, &cli.db, cli.json),
         Command::Printer(cmd) => printers::printer(cmd, &cli.db, cli.json),
         Command::Fake(cmd) => printers::fake(cmd, &cli.db, cli.json),
+        Command::Key(cmd) => keys::run(cmd, &cli.db, cli.json),
         Command::Inspect(cmd) => inspect::run(cmd, cli.json),
         Command::Render(args) => render::run(args, cli.json),
         Command::Emulate(cmd) => emulate::run(cmd, cli.json),

@@ -2,11 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 
 use super::Outcome;
-use crate::bridge::HubConfig;
 use crate::server::{self, ServeConfig};
 
 #[derive(Debug, Args)]
@@ -14,14 +15,39 @@ pub struct ServeArgs {
     /// Address and port to listen on (bridges connect to port 5002).
     #[arg(long, env = "SIRIUS_LISTEN", default_value = "0.0.0.0:5002")]
     pub listen: SocketAddr,
+    /// How people reach this server, e.g. https://printer.example.org (used
+    /// in print-key examples; default: the Host of each request).
+    #[arg(long, env = "SIRIUS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Time zone of the time printed on messages, e.g. Europe/London
+    /// (default: the system's).
+    #[arg(long, env = "SIRIUS_TIME_ZONE")]
+    pub time_zone: Option<String>,
+    /// Messages kept per printer in its history.
+    #[arg(long, env = "SIRIUS_HISTORY", default_value_t = 100)]
+    pub history: usize,
+    /// Days a message is held for an offline printer before it expires.
+    #[arg(long, env = "SIRIUS_HOLD_DAYS", default_value_t = 7)]
+    pub hold_days: u64,
+}
+
+impl ServeArgs {
+    pub fn config(&self, db: &Path) -> anyhow::Result<ServeConfig> {
+        let mut config = ServeConfig::new(self.listen, db.to_path_buf());
+        config.public_url = self.public_url.clone();
+        if let Some(tz) = &self.time_zone {
+            config.printing.time_zone = jiff::tz::TimeZone::get(tz).with_context(|| {
+                format!("unknown time zone {tz:?} (try a name like Europe/London)")
+            })?;
+        }
+        config.printing.history = self.history.max(1);
+        config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
+        Ok(config)
+    }
 }
 
 pub fn run(args: ServeArgs, db: &Path) -> anyhow::Result<Outcome> {
-    let config = ServeConfig {
-        listen: args.listen,
-        db: db.to_path_buf(),
-        hub: HubConfig::default(),
-    };
+    let config = args.config(db)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,6 +1,7 @@
 //! HTTP: the bridge websocket endpoint, the status page, `/healthz` and
 //! `/_/stats`. A plain function per route, no framework.
 
+pub mod print_key;
 pub mod templates;
 
 use std::convert::Infallible;
@@ -15,12 +16,17 @@ use serde_json::{Value, json};
 
 use crate::bridge::Hub;
 use crate::bridge::upgrade;
+use crate::printing::Printing;
 
 /// What every route can reach.
 pub struct AppState {
     pub hub: Arc<Hub>,
+    pub printing: Arc<Printing>,
     /// The port we listen on, for the hints on the status page.
     pub port: u16,
+    /// `SIRIUS_PUBLIC_URL`: how people reach this server, for examples.
+    pub public_url: Option<String>,
+    pub print_key_limiter: print_key::RateLimiter,
 }
 
 pub type Body = Full<Bytes>;
@@ -32,6 +38,16 @@ pub async fn handle(
     remote: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    if let Some(secret) = path.strip_prefix("/printkey/") {
+        let secret = secret.to_string();
+        return Ok(print_key::handle(&state, req, &secret).await);
+    }
+    if let Some(id) = path
+        .strip_prefix("/_/messages/")
+        .and_then(|p| p.strip_suffix(".png"))
+    {
+        return Ok(message_png(&state, id));
+    }
     let resp = match (req.method(), path.as_str()) {
         (_, "/api/v1/connection") => upgrade::upgrade(&state.hub, req, remote),
         (&Method::GET | &Method::HEAD, "/") => status_page(&state),
@@ -73,6 +89,29 @@ fn html_response(html: String) -> Response<Body> {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     r
+}
+
+/// A message's page, as it printed (for thumbnails on the status page).
+fn message_png(state: &AppState, id: &str) -> Response<Body> {
+    let Ok(id) = id.parse::<i64>() else {
+        return text_response(StatusCode::NOT_FOUND, "not found\n");
+    };
+    match state.hub.store.message_page(id) {
+        Ok(Some(png)) => {
+            let mut r = Response::new(Full::new(Bytes::from(png)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
+            r
+        }
+        Ok(None) => text_response(StatusCode::NOT_FOUND, "no such message\n"),
+        Err(e) => {
+            tracing::error!("message page: {e}");
+            text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the database could not be read\n",
+            )
+        }
+    }
 }
 
 fn healthz(state: &AppState) -> Value {
@@ -146,12 +185,29 @@ fn status_page(state: &AppState) -> Response<Body> {
     let printers: Vec<Value> = printers
         .iter()
         .map(|p| {
+            let messages: Vec<Value> = hub
+                .store
+                .recent_messages(p.id, 5)
+                .unwrap_or_default()
+                .iter()
+                .map(|m| {
+                    json!({
+                        "id": m.id,
+                        "sender": m.sender,
+                        "state": m.state.as_str(),
+                        "created_at": m.created_at,
+                        "failure": m.failure,
+                        "printed": m.printed_at.is_some(),
+                    })
+                })
+                .collect();
             json!({
                 "name": p.name,
                 "owner": p.owner,
                 "address": p.address.to_string(),
                 "online": hub.is_online(p.address),
                 "last_heard": hub.last_heard(p.address).or(p.last_heard),
+                "messages": messages,
             })
         })
         .collect();

@@ -47,13 +47,10 @@ pub async fn server(db: &Path) -> RunningServer {
 }
 
 pub async fn server_with(db: &Path, hub: HubConfig) -> RunningServer {
-    start(ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: db.to_path_buf(),
-        hub,
-    })
-    .await
-    .expect("server starts")
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), db.to_path_buf());
+    config.hub = hub;
+    config.printing.time_zone = jiff::tz::TimeZone::UTC;
+    start(config).await.expect("server starts")
 }
 
 pub fn ws_url(s: &RunningServer) -> String {
@@ -165,6 +162,58 @@ pub async fn http_get(s: &RunningServer, path: &str, headers: &[(&str, &str)]) -
         .map(|x| x.1.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// An HTTP/1.1 request over a fresh TCP connection: (status, headers
+/// lowercased, body).
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    // The server may answer (413) before reading a large body.
+    let _ = stream.write_all(body).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut buf)).await;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP answer");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, buf[split + 4..].to_vec())
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 pub async fn json_get(s: &RunningServer, path: &str) -> Value {
