@@ -450,3 +450,41 @@ async fn reprint_and_status_page_thumbnails() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn fifty_concurrent_posts_are_all_answered() {
+    use sirius::emulator::posts::{PostLoadOptions, run_post_load};
+    let dir = temp_dir("print-fifty");
+    let s = server(&dir.join("sirius.db")).await;
+    let who = setup(&s);
+    let png =
+        sirius::raster::page_to_png(&Page::from_fn(384, 100, |x, y| (x ^ y) % 3 == 0).unwrap());
+    let report = run_post_load(PostLoadOptions {
+        url: format!("http://{}/printkey/{}", s.addr, who.secret),
+        concurrency: 50,
+        count: 50,
+        bodies: vec![
+            (
+                "text/html".into(),
+                b"<h1>Hi</h1><ol><li>a</li><li>b</li></ol>".to_vec(),
+            ),
+            ("text/plain".into(), b"plain words".to_vec()),
+            ("image/jpeg".into(), png),
+        ],
+        timeout: Duration::from_secs(60),
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.sent, 50);
+    assert_eq!(report.transport_errors, 0, "{report}");
+    assert_eq!(report.by_status.get(&200), Some(&50), "{report}");
+    assert_eq!(
+        s.hub
+            .store
+            .recent_messages(who.printer_id, 100)
+            .unwrap()
+            .len(),
+        50
+    );
+    s.shutdown().await;
+}

@@ -22,6 +22,27 @@ pub enum Emulate {
     /// Open many bridges with many heartbeating printers for a while and
     /// report what the server did.
     Load(LoadArgs),
+    /// Send many concurrent POSTs to a print key and report the answers.
+    PostLoad(PostLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PostLoadArgs {
+    /// The print key's URL, e.g. http://127.0.0.1:5002/printkey/SECRET.
+    pub url: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 50)]
+    pub count: usize,
+    /// Bodies to send in turn: TYPE=FILE (e.g. image/jpeg=photo.jpg,
+    /// text/html=page.html). Default: a short HTML message.
+    #[arg(long = "body", value_name = "TYPE=FILE")]
+    pub bodies: Vec<String>,
+    /// Seconds to wait for one answer.
+    #[arg(long, default_value = "60", value_parser = parse_seconds)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -120,7 +141,40 @@ pub fn run(cmd: Emulate, json: bool) -> anyhow::Result<Outcome> {
     match cmd {
         Emulate::Printer(args) => runtime.block_on(printer(args, json)),
         Emulate::Load(args) => runtime.block_on(load(args, json)),
+        Emulate::PostLoad(args) => runtime.block_on(post_load(args, json)),
     }
+}
+
+async fn post_load(args: PostLoadArgs, json: bool) -> anyhow::Result<Outcome> {
+    let mut bodies = Vec::new();
+    for spec in &args.bodies {
+        let (ctype, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--body {spec:?}: expected TYPE=FILE"))?;
+        let bytes = std::fs::read(file).with_context(|| format!("could not read {file}"))?;
+        bodies.push((ctype.to_string(), bytes));
+    }
+    if bodies.is_empty() {
+        bodies.push((
+            "text/html".to_string(),
+            b"<h1>Load test</h1><p>One of many messages sent at once.</p><ul><li>one</li><li>two</li></ul>".to_vec(),
+        ));
+    }
+    let report = crate::emulator::posts::run_post_load(crate::emulator::posts::PostLoadOptions {
+        url: args.url,
+        concurrency: args.concurrency,
+        count: args.count,
+        bodies,
+        timeout: args.timeout,
+    })
+    .await?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    let all_ok = report.transport_errors == 0 && report.by_status.keys().all(|s| *s == 200);
+    Ok(Outcome::from_invalid(!all_ok))
 }
 
 async fn printer(args: PrinterArgs, json: bool) -> anyhow::Result<Outcome> {

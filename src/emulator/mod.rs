@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 pub mod identity;
 pub mod load;
+pub mod posts;
 pub mod printer;
 pub mod wire;
 
