@@ -9,6 +9,7 @@
 
 pub mod bridge;
 pub mod cli;
+pub mod compose;
 pub mod emulator;
 pub mod protocol;
 pub mod raster;
