@@ -55,8 +55,10 @@ fn ua_stylesheet() -> &'static str {
              table[border]:not([border=\"0\"]) > * > tr > th,\n\
              table[border]:not([border=\"0\"]) > tr > td,\n\
              table[border]:not([border=\"0\"]) > tr > th { border: 1px inset gray; }\n\
-             /* Ordered-list markers keep a gap from their text. */\n\
-             ol > li::marker { content: counter(list-item) \". \"; }\n",
+             /* Ordered-list markers keep a gap from their text, as wide as\n\
+                the space browsers put after the number: Blitz puts the\n\
+                marker's end at the item's border box. */\n\
+             ol > li { margin-inline-start: -0.32em; padding-inline-start: 0.32em; }\n",
         );
         for n in 2..=10 {
             let _ = writeln!(

@@ -292,16 +292,16 @@ impl DocumentNet {
         let this = Arc::clone(self);
         std::thread::spawn(move || {
             let result = fetch_image(&agent, &url);
-            let mut st = this.state.lock().unwrap();
-            st.in_flight -= 1;
-            let closed = st.closed;
-            drop(st);
-            this.idle.notify_all();
+            // Hand the bytes over before counting the fetch as finished, so
+            // the render loop finds them when it wakes.
+            let closed = this.state.lock().unwrap().closed;
             match result {
                 Ok(bytes) if !closed => handler.bytes(url, Bytes::from(bytes)),
                 Ok(_) => tracing::info!(url, "picture arrived after the render went on"),
                 Err(e) => tracing::info!(url, error = e, "picture not loaded"),
             }
+            this.state.lock().unwrap().in_flight -= 1;
+            this.idle.notify_all();
         });
     }
 }
