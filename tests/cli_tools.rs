@@ -459,28 +459,76 @@ fn render_html_text_and_bare_through_blitz() {
             .output()
             .unwrap()
     };
-    let at = ["--at", "2026-11-24T09:05:00Z", "--time-zone", "Europe/London"];
+    let at = [
+        "--at",
+        "2026-11-24T09:05:00Z",
+        "--time-zone",
+        "Europe/London",
+    ];
     let a = preview("a.png");
-    let out = run(&[&["--html", html.to_str().unwrap(), "--from", "Ada", "-o", a.to_str().unwrap()][..], &at[..]].concat());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--from",
+            "Ada",
+            "-o",
+            a.to_str().unwrap(),
+        ][..],
+        &at[..],
+    ]
+    .concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cmd: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cmd["type"], "DeviceCommand");
     // The same message again, as unix seconds: the same preview.
     let b = preview("b.png");
-    let out = run(&[&["--html", html.to_str().unwrap(), "--from", "Ada", "-o", b.to_str().unwrap()][..], &["--at", "1795511100", "--time-zone", "Europe/London"][..]].concat());
+    let out = run(&[
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--from",
+            "Ada",
+            "-o",
+            b.to_str().unwrap(),
+        ][..],
+        &["--at", "1795511100", "--time-zone", "Europe/London"][..],
+    ]
+    .concat());
     assert!(out.status.success());
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let page = sirius::raster::decode_image(&std::fs::read(&a).unwrap()).unwrap();
     assert_eq!(page.width(), 384);
     // Bare: no header, no 80 px margin, so shorter.
     let c = preview("c.png");
-    let out = run(&["--html", html.to_str().unwrap(), "--bare", "-o", c.to_str().unwrap()]);
+    let out = run(&[
+        "--html",
+        html.to_str().unwrap(),
+        "--bare",
+        "-o",
+        c.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     let bare = sirius::raster::decode_image(&std::fs::read(&c).unwrap()).unwrap();
     assert!(bare.height() + 80 < page.height());
     // Text and html together: two pages stacked (html first).
     let d = preview("d.png");
-    let out = run(&[&["--html", html.to_str().unwrap(), "--text", "hi", "-o", d.to_str().unwrap()][..], &at[..]].concat());
+    let out = run(&[
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--text",
+            "hi",
+            "-o",
+            d.to_str().unwrap(),
+        ][..],
+        &at[..],
+    ]
+    .concat());
     assert!(out.status.success());
     let both = sirius::raster::decode_image(&std::fs::read(&d).unwrap()).unwrap();
     assert!(both.height() > page.height() + 100);

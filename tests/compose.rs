@@ -82,13 +82,25 @@ fn template_header_margins_and_width() {
     let h = page.height();
     assert_eq!(dark(&page, 0, h - 80, 384, h), 0);
     let (_, last) = ink_rows(&page, 0, 384).unwrap();
-    assert!(h - last > 80 && h - last < 100, "bottom margin {}", h - last);
+    assert!(
+        h - last > 80 && h - last < 100,
+        "bottom margin {}",
+        h - last
+    );
     // Body text ~30 px: the word is taller than the header's letters.
-    let (top, bottom) = ink_rows(&page, 0, 384).map(|_| {
-        let body: Vec<u32> = (24..h).filter(|&y| dark(&page, 0, y, 384, y + 1) > 0).collect();
-        (body[0], *body.last().unwrap())
-    }).unwrap();
-    assert!((18..=30).contains(&(bottom - top)), "body glyph height {}", bottom - top);
+    let (top, bottom) = ink_rows(&page, 0, 384)
+        .map(|_| {
+            let body: Vec<u32> = (24..h)
+                .filter(|&y| dark(&page, 0, y, 384, y + 1) > 0)
+                .collect();
+            (body[0], *body.last().unwrap())
+        })
+        .unwrap();
+    assert!(
+        (18..=30).contains(&(bottom - top)),
+        "body glyph height {}",
+        bottom - top
+    );
 }
 
 #[test]
@@ -174,10 +186,15 @@ fn quirk_c_table_attributes_and_collapsed_borders() {
     let cols: Vec<u32> = (0..384).filter(|&x| page.is_black(x, y)).collect();
     let runs = cols.windows(2).filter(|w| w[1] != w[0] + 1).count() + 1;
     assert_eq!(runs, 3, "three vertical borders, columns {cols:?}");
-    assert!(cols.len() <= 3 * 2 + 1, "shared borders drawn once: {cols:?}");
+    assert!(
+        cols.len() <= 3 * 2 + 1,
+        "shared borders drawn once: {cols:?}"
+    );
     // The second row has borders too (not only the first cell's).
     let y2 = page.height() / 2 + 20;
-    let second: usize = (0..384).filter(|&x| page.is_black(x, y2.min(page.height() - 1))).count();
+    let second: usize = (0..384)
+        .filter(|&x| page.is_black(x, y2.min(page.height() - 1)))
+        .count();
     assert!(second >= 4, "{second}");
 }
 
@@ -188,7 +205,10 @@ fn quirk_d_svg_text_with_generic_and_alias_families() {
             "<body style='margin:0'><svg width='300' height='60'>\
              <text x='5' y='40' font-family='{family}' font-size='32'>Hello</text></svg></body>"
         ));
-        assert!(dark(&page, 0, 0, 300, 60) > 200, "{family}: SVG text is drawn");
+        assert!(
+            dark(&page, 0, 0, 300, 60) > 200,
+            "{family}: SVG text is drawn"
+        );
     }
 }
 
@@ -199,7 +219,9 @@ fn quirk_e_ordered_list_markers_keep_a_gap() {
     );
     // Chromium: marker "1. " ends at 40 px with its space, the text starts
     // at 40 px. Find the marker's ink and the I's ink on the first line.
-    let cols: Vec<u32> = (0..384).filter(|&x| dark(&page, x, 0, x + 1, 40) > 0).collect();
+    let cols: Vec<u32> = (0..384)
+        .filter(|&x| dark(&page, x, 0, x + 1, 40) > 0)
+        .collect();
     let gaps: Vec<u32> = cols
         .windows(2)
         .filter(|w| w[1] > w[0] + 1)
@@ -244,10 +266,20 @@ fn remote_images_on_loopback_are_refused_unless_all() {
     );
     let refused = renderer().render_document(&html).unwrap().page;
     assert_eq!(dark(&refused, 0, 0, 100, 100), 0);
-    let none = renderer_with(FetchPolicy::None).render_document(&html).unwrap().page;
+    let none = renderer_with(FetchPolicy::None)
+        .render_document(&html)
+        .unwrap()
+        .page;
     assert_eq!(dark(&none, 0, 0, 100, 100), 0);
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was contacted");
-    let allowed = renderer_with(FetchPolicy::All).render_document(&html).unwrap().page;
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was contacted"
+    );
+    let allowed = renderer_with(FetchPolicy::All)
+        .render_document(&html)
+        .unwrap()
+        .page;
     assert_eq!(dark(&allowed, 0, 0, 100, 100), 100 * 100);
     // The picture, never the stylesheet.
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -269,8 +301,12 @@ fn same_html_same_page() {
     let html = "<h1>Hi</h1><p>Some <i>italic</i>, <b>bold</b> and <code>mono</code>.</p>\
                 <ul><li>one</li><li>two</li></ul>";
     let r = Renderer::new(RenderConfig::default());
-    let a = r.render_message_blocking(&Content::Html(html.into()), &envelope()).unwrap();
-    let b = r.render_message_blocking(&Content::Html(html.into()), &envelope()).unwrap();
+    let a = r
+        .render_message_blocking(&Content::Html(html.into()), &envelope())
+        .unwrap();
+    let b = r
+        .render_message_blocking(&Content::Html(html.into()), &envelope())
+        .unwrap();
     assert_eq!(a, b);
 }
 

@@ -53,12 +53,7 @@ impl Family {
                 "Open Sans",
                 "Liberation Sans",
             ],
-            Family::Serif => &[
-                "Times New Roman",
-                "Times",
-                "Georgia",
-                "Liberation Serif",
-            ],
+            Family::Serif => &["Times New Roman", "Times", "Georgia", "Liberation Serif"],
             Family::Mono => &[
                 "Courier New",
                 "Courier",

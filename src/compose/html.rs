@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyrender::ImageRenderer as _;
 use anyrender_vello_cpu::VelloCpuImageRenderer;
 use blitz_dom::node::{ImageData, SpecialElementData, SvgImageData};
-use blitz_dom::{BaseDocument, NodeId, DocumentConfig, StyleThreading, UserAgentStylesheet};
+use blitz_dom::{BaseDocument, DocumentConfig, NodeId, StyleThreading, UserAgentStylesheet};
 use blitz_html::HtmlDocument;
 use blitz_traits::shell::{ColorScheme, Viewport};
 use image::{DynamicImage, RgbaImage};
@@ -119,11 +119,7 @@ pub(crate) fn render(job: RenderJob<'_>) -> Result<Rendered, RenderError> {
     let root = doc.root_element();
     let layout = *root.final_layout();
     let overflow = layout.scrollable_overflow_rect;
-    let full = layout
-        .size
-        .height
-        .max(overflow.bottom)
-        .ceil();
+    let full = layout.size.height.max(overflow.bottom).ceil();
     let full = if full.is_finite() { full.max(1.0) } else { 1.0 } as u64;
     let max_rows = job.max_rows.clamp(1, MAX_HEIGHT);
     let truncated = full > u64::from(max_rows);
@@ -158,8 +154,7 @@ fn node_ids(doc: &BaseDocument) -> Vec<NodeId> {
 }
 
 fn tag_is(node: &blitz_dom::node::Node, tag: &str) -> bool {
-    node.element_data()
-        .is_some_and(|e| &*e.name.local == tag)
+    node.element_data().is_some_and(|e| &*e.name.local == tag)
 }
 
 /// The remote URLs the document shows as pictures: `<img src>` and
@@ -213,9 +208,15 @@ fn css_picture_urls(css: &str, add: &mut impl FnMut(&str)) {
         let inner = css[inner_start..inner_start + end]
             .trim()
             .trim_matches(['"', '\'']);
-        if ["background", "list-style", "content", "border-image", "mask"]
-            .iter()
-            .any(|p| property.starts_with(p))
+        if [
+            "background",
+            "list-style",
+            "content",
+            "border-image",
+            "mask",
+        ]
+        .iter()
+        .any(|p| property.starts_with(p))
         {
             add(inner);
         }
@@ -342,7 +343,9 @@ fn fix_svg_text(doc: &mut BaseDocument) {
         if let Some(color) = node.primary_styles().map(|s| s.clone_color()) {
             let [r, g, b, _] = color.raw_components().map(|c| (c * 255.0).round() as u8);
             let css = format!("#{r:02x}{g:02x}{b:02x}");
-            source = source.replace("currentColor", &css).replace("currentcolor", &css);
+            source = source
+                .replace("currentColor", &css)
+                .replace("currentcolor", &css);
         }
         found.push((id, source));
     }

@@ -167,15 +167,16 @@ impl Renderer {
         };
         // Blitz is young: a panic inside it is an error for this message,
         // not a crash of the server.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| html::render(job)))
-            .unwrap_or_else(|panic| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| html::render(job))).unwrap_or_else(
+            |panic| {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "the renderer failed".into());
                 Err(RenderError::Html(what))
-            })
+            },
+        )
     }
 
     /// A message through the template to a page, on this thread.
@@ -223,13 +224,11 @@ impl Renderer {
     ) -> Result<Rendered, RenderError> {
         let limit = self.inner.config.time_limit;
         let deadline = tokio::time::Instant::now() + limit;
-        let permit = tokio::time::timeout_at(
-            deadline,
-            Arc::clone(&self.inner.permits).acquire_owned(),
-        )
-        .await
-        .map_err(|_| RenderError::TimedOut(limit))?
-        .map_err(|_| RenderError::ShuttingDown)?;
+        let permit =
+            tokio::time::timeout_at(deadline, Arc::clone(&self.inner.permits).acquire_owned())
+                .await
+                .map_err(|_| RenderError::TimedOut(limit))?
+                .map_err(|_| RenderError::ShuttingDown)?;
         let task = tokio::task::spawn_blocking(move || {
             let out = work();
             drop(permit);

@@ -332,11 +332,7 @@ impl DocumentNet {
     fn start_from_ref(&self, request: Request, handler: Box<dyn NetHandler>) {
         // Requests after the scan (layout found a background picture late)
         // are queued and started by the render loop through `allow_more`.
-        self.state
-            .lock()
-            .unwrap()
-            .requests
-            .push((request, handler));
+        self.state.lock().unwrap().requests.push((request, handler));
     }
 
     /// Starts requests that arrived after [`allow`](Self::allow).

@@ -119,7 +119,10 @@ mod tests {
 
     #[test]
     fn header_line() {
-        assert_eq!(envelope("Key abcd").header(), "09:05 | 24-NOV-2026 | KEY ABCD");
+        assert_eq!(
+            envelope("Key abcd").header(),
+            "09:05 | 24-NOV-2026 | KEY ABCD"
+        );
         let mut e = envelope("x");
         e.time_zone = jiff::tz::TimeZone::get("Asia/Tokyo").unwrap();
         assert_eq!(e.header(), "18:05 | 24-NOV-2026 | X");
