@@ -169,10 +169,22 @@ fn quirk_c_table_attributes_and_collapsed_borders() {
         "<body style='margin:0'><table border='1' cellpadding='10'><tr><td>a</td><td>b</td></tr></table></body>",
     );
     assert!(bordered.height() > plain.height() + 15, "cellpadding");
-    // border="1" draws lines (grey, but the threshold keeps a 1-px outset edge
-    // or the inset cell edges visible as long lines).
-    let gray_lines = renderer_with(FetchPolicy::None);
-    let _ = gray_lines;
+    // border="1" draws grey lines, as browsers do (outset table, inset
+    // cells): dithered, they leave ink where the plain table has none.
+    let dithered = Renderer::new(RenderConfig::default());
+    let ink = |html: &str| {
+        let p = dithered.render_document(html).unwrap().page;
+        dark(&p, 0, 0, 384, p.height())
+    };
+    let cells = "<tr><td>&nbsp;</td><td>&nbsp;</td></tr>";
+    let without = ink(&format!(
+        "<body style='margin:0'><table cellpadding='10'>{cells}</table></body>"
+    ));
+    let with = ink(&format!(
+        "<body style='margin:0'><table border='1' cellpadding='10'>{cells}</table></body>"
+    ));
+    assert_eq!(without, 0);
+    assert!(with > 40, "border lines: {with} dark pixels");
     // Collapsed borders: every cell's border is drawn, adjacent ones once.
     let cell = "border:2px solid black;width:40px;height:40px";
     let page = bare(&format!(

@@ -165,10 +165,10 @@ fn picture_urls(doc: &BaseDocument) -> HashSet<String> {
     let base = doc.base_url().clone();
     let mut urls = HashSet::new();
     let mut add = |raw: &str| {
-        if let Ok(u) = base.join(raw.trim()) {
-            if matches!(u.scheme(), "http" | "https") {
-                urls.insert(u.to_string());
-            }
+        if let Ok(u) = base.join(raw.trim())
+            && matches!(u.scheme(), "http" | "https")
+        {
+            urls.insert(u.to_string());
         }
     };
     for id in node_ids(doc) {
@@ -178,10 +178,10 @@ fn picture_urls(doc: &BaseDocument) -> HashSet<String> {
         let Some(el) = node.element_data() else {
             continue;
         };
-        if &*el.name.local == "img" {
-            if let Some(src) = el.attr(blitz_dom::local_name!("src")) {
-                add(src);
-            }
+        if &*el.name.local == "img"
+            && let Some(src) = el.attr(blitz_dom::local_name!("src"))
+        {
+            add(src);
         }
         if let Some(style) = el.attr(blitz_dom::local_name!("style")) {
             css_picture_urls(style, &mut add);
@@ -289,12 +289,12 @@ fn fix_tables(doc: &mut BaseDocument) -> bool {
         for (r, row) in rows.iter().enumerate() {
             for (c, &cell) in row.iter().enumerate() {
                 let w = widths(cell);
-                if r > 0 {
-                    if let Some(&above) = rows[r - 1].get(c) {
-                        if widths(above)[2] > 0.0 && w[0] > 0.0 {
-                            changes.push((cell, "border-top-width", "0".into()));
-                        }
-                    }
+                if r > 0
+                    && let Some(&above) = rows[r - 1].get(c)
+                    && widths(above)[2] > 0.0
+                    && w[0] > 0.0
+                {
+                    changes.push((cell, "border-top-width", "0".into()));
                 }
                 if c > 0 && widths(row[c - 1])[1] > 0.0 && w[3] > 0.0 {
                     changes.push((cell, "border-left-width", "0".into()));
