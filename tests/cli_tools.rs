@@ -444,3 +444,97 @@ fn render_sniffs_the_format_not_the_name() {
         assert_eq!(decoded.payload.pages[0].height(), 10);
     }
 }
+
+#[test]
+fn render_html_text_and_bare_through_blitz() {
+    let dir = std::env::temp_dir().join(format!("sirius-render-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let html = dir.join("m.html");
+    std::fs::write(&html, "<p>Hello <b>there</b></p><ol><li>one</li></ol>").unwrap();
+    let preview = |name: &str| dir.join(name);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sirius"))
+            .arg("render")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let at = [
+        "--at",
+        "2026-11-24T09:05:00Z",
+        "--time-zone",
+        "Europe/London",
+    ];
+    let a = preview("a.png");
+    let out = run(&[
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--from",
+            "Ada",
+            "-o",
+            a.to_str().unwrap(),
+        ][..],
+        &at[..],
+    ]
+    .concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmd: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cmd["type"], "DeviceCommand");
+    // The same message again, as unix seconds: the same preview.
+    let b = preview("b.png");
+    let out = run(&[
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--from",
+            "Ada",
+            "-o",
+            b.to_str().unwrap(),
+        ][..],
+        &["--at", "1795511100", "--time-zone", "Europe/London"][..],
+    ]
+    .concat());
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let page = sirius::raster::decode_image(&std::fs::read(&a).unwrap()).unwrap();
+    assert_eq!(page.width(), 384);
+    // Bare: no header, no 80 px margin, so shorter.
+    let c = preview("c.png");
+    let out = run(&[
+        "--html",
+        html.to_str().unwrap(),
+        "--bare",
+        "-o",
+        c.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let bare = sirius::raster::decode_image(&std::fs::read(&c).unwrap()).unwrap();
+    assert!(bare.height() + 80 < page.height());
+    // Text and html together: two pages stacked (html first).
+    let d = preview("d.png");
+    let out = run(&[
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--text",
+            "hi",
+            "-o",
+            d.to_str().unwrap(),
+        ][..],
+        &at[..],
+    ]
+    .concat());
+    assert!(out.status.success());
+    let both = sirius::raster::decode_image(&std::fs::read(&d).unwrap()).unwrap();
+    assert!(both.height() > page.height() + 100);
+    // A bad time is refused with a clear message.
+    let out = run(&["--text", "x", "--at", "yesterday"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,294 @@
+//! From content to a page: a message (HTML, text or a picture) and its
+//! envelope (sender, time) go through the message template to HTML, Blitz
+//! turns the HTML into pixels at 384 px wide with the embedded fonts, and the
+//! raster code turns pixels into the 1-bit [`Page`] the printer prints.
+//!
+//! [`Renderer`] is the one entry point: cheap to share (`Arc`), it keeps the
+//! font context and HTTP client across renders, runs renders off the async
+//! runtime with bounded concurrency and a time limit, and answers with an
+//! error a sender can read, never a hang.
+//!
+//! * [`template`]: the message template and the [`Envelope`].
+//! * [`fonts`]: the embedded DejaVu fonts, registered for HTML and SVG.
+//! * [`net`]: what a render may load (`data:` URIs, public pictures).
+//! * `html`: Blitz, the fixes for its quirks, pixels to a page.
+
+pub mod fonts;
+mod html;
+pub mod net;
+pub mod template;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use image::{DynamicImage, ImageFormat};
+
+pub use net::FetchPolicy;
+pub use template::Envelope;
+
+use crate::raster::{Dither, ImageError, MAX_HEIGHT, PRINTER_WIDTH, Page, decode_image};
+
+/// What a message says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// An HTML fragment or document, shown as the message body.
+    Html(String),
+    /// Plain text: escaped, line breaks kept, long words wrapped.
+    Text(String),
+    /// A picture (PNG, JPEG, GIF or WebP, recognised by its bytes), full width.
+    Image(Vec<u8>),
+}
+
+/// A rendered page, and whether it was cut at the row limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub page: Page,
+    /// The document was taller than the row limit and was cut.
+    pub truncated: bool,
+}
+
+/// Why a message could not become a page. The messages are for the sender.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the HTML could not be rendered: {0}")]
+    Html(String),
+    #[error("rendering took longer than {} s", .0.as_secs_f64())]
+    TimedOut(Duration),
+    #[error("the image is not a PNG, JPEG, GIF or WebP ({0})")]
+    NotAnImage(String),
+    #[error("the image could not be read: {0}")]
+    Image(String),
+    #[error("the message template is broken: {0}")]
+    Template(String),
+    #[error("the server is shutting down; try again")]
+    ShuttingDown,
+}
+
+impl From<ImageError> for RenderError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::UnsupportedFormat(what) => {
+                RenderError::NotAnImage(format!("the data looks like {what}"))
+            }
+            other => RenderError::Image(other.to_string()),
+        }
+    }
+}
+
+/// How renders are done.
+#[derive(Debug, Clone)]
+pub struct RenderConfig {
+    /// Which remote pictures in HTML may be fetched.
+    pub fetch_images: FetchPolicy,
+    /// Renders running at once (default: one per core).
+    pub concurrency: usize,
+    /// Longest a render may take before the sender gets an error.
+    pub time_limit: Duration,
+    /// Rows after which a page is cut (at most 10,000).
+    pub max_rows: u32,
+    /// Grey to black and white.
+    pub dither: Dither,
+    /// A folder whose `message.html` replaces the embedded template.
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        RenderConfig {
+            fetch_images: FetchPolicy::Public,
+            concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            time_limit: Duration::from_secs(10),
+            max_rows: MAX_HEIGHT,
+            dither: Dither::FloydSteinberg,
+            templates_dir: None,
+        }
+    }
+}
+
+/// Turns messages into pages. Cheap to clone, `Send + Sync`.
+#[derive(Clone)]
+pub struct Renderer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RenderConfig,
+    agent: Option<ureq::Agent>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// Longest wait for pictures, whatever the time limit.
+const FETCH_WAIT: Duration = Duration::from_secs(6);
+
+impl Renderer {
+    pub fn new(config: RenderConfig) -> Renderer {
+        let agent = net::http_agent(config.fetch_images);
+        let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
+        Renderer {
+            inner: Arc::new(Inner {
+                config,
+                agent,
+                permits,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &RenderConfig {
+        &self.inner.config
+    }
+
+    /// HTML to a page, on this thread. `bare` renders the document as given;
+    /// otherwise it goes through the message template with `envelope`.
+    pub fn render_html_blocking(
+        &self,
+        html: &str,
+        bare: bool,
+        envelope: &Envelope,
+    ) -> Result<Rendered, RenderError> {
+        if bare {
+            self.render_document(html)
+        } else {
+            self.render_message_blocking(&Content::Html(html.to_owned()), envelope)
+        }
+    }
+
+    /// A whole HTML document to a page, as given (no template).
+    pub fn render_document(&self, html: &str) -> Result<Rendered, RenderError> {
+        let started = Instant::now();
+        let wait = FETCH_WAIT.min(self.inner.config.time_limit / 2);
+        let job = html::RenderJob {
+            html,
+            dither: self.inner.config.dither,
+            agent: self.inner.agent.clone(),
+            fetch_deadline: started + wait,
+            max_rows: self.inner.config.max_rows,
+        };
+        // Blitz is young: a panic inside it is an error for this message,
+        // not a crash of the server.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| html::render(job))).unwrap_or_else(
+            |panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "the renderer failed".into());
+                Err(RenderError::Html(what))
+            },
+        )
+    }
+
+    /// A message through the template to a page, on this thread.
+    pub fn render_message_blocking(
+        &self,
+        content: &Content,
+        envelope: &Envelope,
+    ) -> Result<Rendered, RenderError> {
+        let dir = self.inner.config.templates_dir.as_deref();
+        let html = match content {
+            Content::Html(h) => {
+                template::render_message_html(template::Body::Html(h), envelope, dir)?
+            }
+            Content::Text(t) => {
+                template::render_message_html(template::Body::Text(t), envelope, dir)?
+            }
+            Content::Image(bytes) => {
+                let src = picture_data_uri(bytes)?;
+                template::render_message_html(template::Body::Image(&src), envelope, dir)?
+            }
+        };
+        self.render_document(&html)
+    }
+
+    /// A message to a page, off the async runtime: at most `concurrency`
+    /// renders at once, each within the time limit.
+    pub async fn render_message(
+        &self,
+        content: &Content,
+        envelope: &Envelope,
+    ) -> Result<Rendered, RenderError> {
+        let content = content.clone();
+        let envelope = envelope.clone();
+        let this = self.clone();
+        self.run_limited(move || this.render_message_blocking(&content, &envelope))
+            .await
+    }
+
+    /// Runs a blocking render with the concurrency bound and time limit.
+    /// The permit stays with the render even after a timeout, so renders
+    /// that overrun still count against the bound.
+    async fn run_limited(
+        &self,
+        work: impl FnOnce() -> Result<Rendered, RenderError> + Send + 'static,
+    ) -> Result<Rendered, RenderError> {
+        let limit = self.inner.config.time_limit;
+        let deadline = tokio::time::Instant::now() + limit;
+        let permit =
+            tokio::time::timeout_at(deadline, Arc::clone(&self.inner.permits).acquire_owned())
+                .await
+                .map_err(|_| RenderError::TimedOut(limit))?
+                .map_err(|_| RenderError::ShuttingDown)?;
+        let task = tokio::task::spawn_blocking(move || {
+            let out = work();
+            drop(permit);
+            out
+        });
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(RenderError::Html(format!("the renderer failed: {join}"))),
+            Err(_) => Err(RenderError::TimedOut(limit)),
+        }
+    }
+
+    /// Renders currently running or waiting is not tracked; this is the
+    /// number of free slots, for tests and stats.
+    pub fn available_slots(&self) -> usize {
+        self.inner.permits.available_permits()
+    }
+}
+
+/// A picture scaled to at most 384 wide, as a small grey PNG `data:` URI:
+/// Blitz never sees the camera's megapixels.
+fn picture_data_uri(bytes: &[u8]) -> Result<String, RenderError> {
+    let image = decode_image(bytes)?;
+    let small = scale_to_width(&image);
+    let mut png = Vec::new();
+    small
+        .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+        .map_err(|e| RenderError::Image(e.to_string()))?;
+    Ok(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&png)
+    ))
+}
+
+/// Grey (over white), at most 384 wide; narrower pictures are scaled up by
+/// the template's `width: 100%` like a browser would.
+fn scale_to_width(image: &DynamicImage) -> DynamicImage {
+    let grey = if image.color().has_alpha() {
+        let mut rgba = image.to_rgba8();
+        for p in rgba.pixels_mut() {
+            let a = u32::from(p[3]);
+            for c in 0..3 {
+                p[c] = ((u32::from(p[c]) * a + 255 * (255 - a) + 127) / 255) as u8;
+            }
+            p[3] = 255;
+        }
+        DynamicImage::ImageRgba8(rgba).to_luma8()
+    } else {
+        image.to_luma8()
+    };
+    let (w, h) = grey.dimensions();
+    if w <= PRINTER_WIDTH {
+        return DynamicImage::ImageLuma8(grey);
+    }
+    let new_h = ((u64::from(h) * u64::from(PRINTER_WIDTH) + u64::from(w) / 2) / u64::from(w))
+        .clamp(1, u64::from(MAX_HEIGHT) + 1) as u32;
+    DynamicImage::ImageLuma8(image::imageops::resize(
+        &grey,
+        PRINTER_WIDTH,
+        new_h,
+        image::imageops::FilterType::Triangle,
+    ))
+}
