@@ -488,3 +488,154 @@ async fn fifty_concurrent_posts_are_all_answered() {
     );
     s.shutdown().await;
 }
+
+/// Runs `sirius render` and returns its preview page.
+fn render_preview(dir: &Path, args: &[&str]) -> Page {
+    let out = dir.join(format!("preview-{}.png", rand::random::<u32>()));
+    let mut full: Vec<&str> = vec![
+        "render",
+        "--time-zone",
+        "UTC",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    full.extend_from_slice(args);
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_sirius"))
+        .args(&full)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    page_of(&out)
+}
+
+#[tokio::test]
+async fn the_printed_page_is_exactly_the_render_preview() {
+    let dir = temp_dir("print-preview");
+    let s = server(&dir.join("sirius.db")).await;
+    let who = setup(&s);
+    let mut emu = emulate(&s, &who, &dir, |_| {});
+    assert!(eventually(5.0, || s.hub.is_online(who.identity.address)).await);
+    let html = "<h2>Shopping</h2><ol><li>Milk</li><li>Eggs</li></ol><p style=\"float:right\">→</p>";
+    let photo = {
+        let img = image::RgbImage::from_fn(600, 300, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+        });
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        jpeg
+    };
+    let photo_path = dir.join("photo.jpg");
+    std::fs::write(&photo_path, &photo).unwrap();
+    let html_path = dir.join("message.html");
+    std::fs::write(&html_path, html).unwrap();
+    let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
+        (
+            "text/plain",
+            "Hello,\nprinter! A-very-long-word-that-has-to-wrap-somewhere-along-the-line"
+                .as_bytes()
+                .to_vec(),
+            vec![
+                "--text",
+                "Hello,\nprinter! A-very-long-word-that-has-to-wrap-somewhere-along-the-line",
+            ],
+        ),
+        (
+            "text/html",
+            html.as_bytes().to_vec(),
+            vec!["--html", html_path.to_str().unwrap()],
+        ),
+        (
+            "image/png",
+            photo.clone(),
+            vec!["--image", photo_path.to_str().unwrap()],
+        ),
+    ];
+    for (ctype, body, render_args) in cases {
+        let (status, v) = post(&s, &who.secret, "?from=Ada%20L", ctype, &body).await;
+        assert_eq!(status, 200, "{ctype}: {v}");
+        let id = v["message_id"].as_i64().unwrap();
+        let (_, pages) = emu.next_print(10.0).await.expect("printed");
+        let printed = page_of(&pages[0]);
+        let created = s
+            .hub
+            .store
+            .message(id)
+            .unwrap()
+            .unwrap()
+            .created_at
+            .to_string();
+        let mut args = render_args.clone();
+        args.extend(["--from", "Ada L", "--at", &created]);
+        let preview = render_preview(&dir, &args);
+        assert_eq!(
+            (printed.width(), printed.height()),
+            (preview.width(), preview.height()),
+            "{ctype}"
+        );
+        assert!(
+            printed == preview,
+            "{ctype}: the printed page differs from the preview"
+        );
+        assert!(printed.black_count() > 500, "{ctype}: something was drawn");
+    }
+    emu.stop().await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn remote_images_on_private_addresses_are_refused_by_default() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A picture server on loopback, counting requests.
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let png = sirius::raster::page_to_png(&Page::from_fn(384, 200, |_, _| true).unwrap());
+    let counter = std::sync::Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let png = png.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    png.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&png).await;
+            });
+        }
+    });
+    let dir = temp_dir("print-ssrf");
+    let s = server(&dir.join("sirius.db")).await;
+    let who = setup(&s);
+    let html = format!(
+        "<p>before</p><img src=\"http://127.0.0.1:{port}/secret.png\" style=\"width:384px\"><p>after</p>"
+    );
+    let (status, v) = post(&s, &who.secret, "", "text/html", html.as_bytes()).await;
+    assert_eq!(
+        status, 200,
+        "the message still prints, without the picture: {v}"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a private address was contacted"
+    );
+    let page = stored_page(&s, v["message_id"].as_i64().unwrap());
+    // The picture would be 200 black rows; without it the page is mostly white.
+    assert!(page.black_count() < 384 * 100, "the picture was drawn");
+    s.shutdown().await;
+}

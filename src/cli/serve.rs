@@ -29,6 +29,14 @@ pub struct ServeArgs {
     /// Days a message is held for an offline printer before it expires.
     #[arg(long, env = "SIRIUS_HOLD_DAYS", default_value_t = 7)]
     pub hold_days: u64,
+    /// Which remote pictures in HTML messages may be fetched: public
+    /// addresses only (default), all (also loopback and private networks),
+    /// or none.
+    #[arg(long, env = "SIRIUS_FETCH_IMAGES", default_value = "public")]
+    pub fetch_images: crate::compose::FetchPolicy,
+    /// A folder whose message.html replaces the embedded message template.
+    #[arg(long, env = "SIRIUS_TEMPLATES")]
+    pub templates: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -41,6 +49,8 @@ impl ServeArgs {
             })?;
         }
         config.printing.history = self.history.max(1);
+        config.render.fetch_images = self.fetch_images;
+        config.render.templates_dir = self.templates.clone();
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
         Ok(config)
     }
