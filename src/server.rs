@@ -88,10 +88,24 @@ pub fn raise_open_files_limit() {
     }
 }
 
+/// Asks glibc's allocator to hand big buffers (decoded photos, uploads)
+/// straight back to the system when freed, instead of keeping them in its
+/// arenas: a burst of picture messages then leaves no lasting RSS behind,
+/// and peaks stay lower. (Other C libraries already behave so.)
+pub fn return_big_buffers_promptly() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
+}
+
 /// Opens the store, binds the listener and starts serving in the
 /// background.
 pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     raise_open_files_limit();
+    return_big_buffers_promptly();
     let db = config.db.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await?

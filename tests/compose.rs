@@ -331,11 +331,11 @@ async fn concurrency_is_bounded_and_time_is_limited() {
     });
     let content = Content::Text("hello".into());
     let env = envelope();
-    let (a, b) = tokio::join!(r.render_message(&content, &env), async {
+    let (a, b) = tokio::join!(r.render_message(content.clone(), env.clone()), async {
         tokio::task::yield_now().await;
         // While one render holds the only slot, none is free.
         let free = r.available_slots();
-        (free, r.render_message(&content, &env).await)
+        (free, r.render_message(content.clone(), env.clone()).await)
     });
     assert!(a.is_ok() && b.1.is_ok());
     assert!(b.0 <= 1);
@@ -357,7 +357,7 @@ async fn concurrency_is_bounded_and_time_is_limited() {
     });
     let started = Instant::now();
     let html = format!("<img src='http://127.0.0.1:{port}/slow.png'>");
-    let out = slow.render_message(&Content::Html(html), &envelope()).await;
+    let out = slow.render_message(Content::Html(html), envelope()).await;
     assert!(started.elapsed() < Duration::from_secs(2));
     match out {
         // The wait for pictures is cut at half the limit; either the page

@@ -203,13 +203,14 @@ impl Renderer {
 
     /// A message to a page, off the async runtime: at most `concurrency`
     /// renders at once, each within the time limit.
+    ///
+    /// Takes the content by value: a picture may be megabytes, and is not
+    /// copied on its way to the render thread.
     pub async fn render_message(
         &self,
-        content: &Content,
-        envelope: &Envelope,
+        content: Content,
+        envelope: Envelope,
     ) -> Result<Rendered, RenderError> {
-        let content = content.clone();
-        let envelope = envelope.clone();
         let this = self.clone();
         self.run_limited(move || this.render_message_blocking(&content, &envelope))
             .await
@@ -266,29 +267,9 @@ fn picture_data_uri(bytes: &[u8]) -> Result<String, RenderError> {
 /// Grey (over white), at most 384 wide; narrower pictures are scaled up by
 /// the template's `width: 100%` like a browser would.
 fn scale_to_width(image: &DynamicImage) -> DynamicImage {
-    let grey = if image.color().has_alpha() {
-        let mut rgba = image.to_rgba8();
-        for p in rgba.pixels_mut() {
-            let a = u32::from(p[3]);
-            for c in 0..3 {
-                p[c] = ((u32::from(p[c]) * a + 255 * (255 - a) + 127) / 255) as u8;
-            }
-            p[3] = 255;
-        }
-        DynamicImage::ImageRgba8(rgba).to_luma8()
-    } else {
-        image.to_luma8()
-    };
-    let (w, h) = grey.dimensions();
-    if w <= PRINTER_WIDTH {
-        return DynamicImage::ImageLuma8(grey);
-    }
-    let new_h = ((u64::from(h) * u64::from(PRINTER_WIDTH) + u64::from(w) / 2) / u64::from(w))
-        .clamp(1, u64::from(MAX_HEIGHT) + 1) as u32;
-    DynamicImage::ImageLuma8(image::imageops::resize(
-        &grey,
+    DynamicImage::ImageLuma8(crate::raster::convert::scale_down_to(
+        crate::raster::convert::grey_over_white(image),
         PRINTER_WIDTH,
-        new_h,
-        image::imageops::FilterType::Triangle,
+        MAX_HEIGHT + 1,
     ))
 }

@@ -139,12 +139,12 @@ impl Printing {
             at,
             time_zone: self.config.time_zone.clone(),
         };
-        let rendered = self.renderer.render_message(&content, &envelope).await?;
         let kind = match content {
             Content::Html(_) => "html",
             Content::Text(_) => "text",
             Content::Image(_) => "image",
         };
+        let rendered = self.renderer.render_message(content, envelope).await?;
         self.submit(
             printer,
             &rendered.page,

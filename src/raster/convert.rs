@@ -111,44 +111,54 @@ pub struct PageImage {
 
 /// Luma of an RGBA pixel composited over white, 0 (black) to 255 (white).
 #[inline]
-fn grey_over_white(p: [u8; 4]) -> u8 {
+fn grey_of(p: [u8; 4]) -> u8 {
     let [r, g, b, a] = p.map(u32::from);
     let luma = (299 * r + 587 * g + 114 * b + 500) / 1000;
     ((luma * a + 255 * (255 - a) + 127) / 255) as u8
 }
 
-fn to_grey(image: &DynamicImage) -> GrayImage {
+/// An image as grey composited over white (transparent is white), with
+/// the luma weights of [`grey_over_white`]. Common opaque formats are read
+/// directly, without an RGBA copy of a possibly huge photo.
+pub fn grey_over_white(image: &DynamicImage) -> GrayImage {
+    let (w, h) = (image.width(), image.height());
     match image {
         // Already grey and opaque: no conversion needed.
         DynamicImage::ImageLuma8(g) => g.clone(),
+        DynamicImage::ImageRgb8(rgb) => {
+            let mut grey = GrayImage::new(w, h);
+            for (dst, src) in grey.pixels_mut().zip(rgb.pixels()) {
+                let [r, g, b] = src.0;
+                *dst = Luma([grey_of([r, g, b, 255])]);
+            }
+            grey
+        }
         _ => {
             let rgba = image.to_rgba8();
-            let (w, h) = rgba.dimensions();
             let mut grey = GrayImage::new(w, h);
             for (dst, src) in grey.pixels_mut().zip(rgba.pixels()) {
-                *dst = Luma([grey_over_white(src.0)]);
+                *dst = Luma([grey_of(src.0)]);
             }
             grey
         }
     }
 }
 
+/// Scales a grey image down to `width` (keeping its aspect ratio, at most
+/// `max_height` rows) if it is wider; narrower images are left as they are.
+pub fn scale_down_to(grey: GrayImage, width: u32, max_height: u32) -> GrayImage {
+    let (w, h) = grey.dimensions();
+    if w <= width {
+        return grey;
+    }
+    let new_h = ((u64::from(h) * u64::from(width) + u64::from(w) / 2) / u64::from(w))
+        .clamp(1, u64::from(max_height)) as u32;
+    image::imageops::resize(&grey, width, new_h, image::imageops::FilterType::Triangle)
+}
+
 /// Turns a decoded image into a 384-wide printer page.
 pub fn page_from_image(image: &DynamicImage, dither: Dither) -> PageImage {
-    let grey = to_grey(image);
-    let (w, h) = grey.dimensions();
-    let grey = if w > PRINTER_WIDTH {
-        let new_h = ((u64::from(h) * u64::from(PRINTER_WIDTH) + u64::from(w) / 2) / u64::from(w))
-            .max(1) as u32;
-        image::imageops::resize(
-            &grey,
-            PRINTER_WIDTH,
-            new_h,
-            image::imageops::FilterType::Triangle,
-        )
-    } else {
-        grey
-    };
+    let grey = scale_down_to(grey_over_white(image), PRINTER_WIDTH, u32::MAX);
     let (w, h) = grey.dimensions();
     let truncated = h > MAX_HEIGHT;
     let height = h.clamp(1, MAX_HEIGHT);

@@ -353,7 +353,7 @@ async fn post(
     let content = if mime == "text/html" {
         Content::Html(String::from_utf8_lossy(&body).into_owned())
     } else if mime.starts_with("image/") {
-        Content::Image(body.to_vec())
+        Content::Image(Vec::from(body))
     } else if mime.starts_with("text/") {
         Content::Text(String::from_utf8_lossy(&body).into_owned())
     } else {
