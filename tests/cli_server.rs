@@ -301,3 +301,62 @@ fn full_claim_with_fake_printer_and_emulator_reaches_online() {
     assert_eq!(printers[0]["address"], address.as_str());
     assert_eq!(printers[0]["owner"], "ada");
 }
+
+#[test]
+fn print_keys_from_the_command_line() {
+    let dir = temp_dir("cli-keys");
+    let db = dir.join("sirius.db");
+    let printer = lines_json(&ok(&sirius(
+        &db,
+        &["fake", "printer", "--dir", dir.to_str().unwrap(), "--json"],
+        None,
+    )))
+    .remove(0);
+    let address = printer["address"].as_str().unwrap();
+    // By address: the URL on a line of its own.
+    let url = ok(&sirius(
+        &db,
+        &[
+            "key",
+            "create",
+            address,
+            "--public-url",
+            "https://printer.example.org/",
+        ],
+        None,
+    ));
+    let url = url.trim();
+    let secret = url
+        .strip_prefix("https://printer.example.org/printkey/")
+        .unwrap_or_else(|| panic!("{url}"));
+    assert!(secret.len() >= 20);
+    assert!(
+        secret
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    );
+    // By id, as JSON.
+    let id = printer["db_id"].to_string();
+    let made = lines_json(&ok(&sirius(&db, &["key", "create", &id, "--json"], None))).remove(0);
+    assert_eq!(made["printer"], address);
+    assert_ne!(made["secret"].as_str().unwrap(), secret);
+    assert!(
+        made["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(made["secret"].as_str().unwrap())
+    );
+    let listed = lines_json(&ok(&sirius(&db, &["key", "list", "--json"], None)));
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["uses"], 0);
+    // Revoke by URL; revoking again says there is no such key.
+    ok(&sirius(&db, &["key", "revoke", url], None));
+    let again = sirius(&db, &["key", "revoke", url], None);
+    assert!(!again.status.success());
+    let listed = lines_json(&ok(&sirius(&db, &["key", "list", "--json"], None)));
+    assert_eq!(listed[0]["revoked"], true);
+    assert_eq!(listed[1]["revoked"], false);
+    let unknown = sirius(&db, &["key", "create", "999"], None);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no printer"));
+}
