@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::temp_dir;
+use common::{free_port, temp_dir};
 use serde_json::Value;
 
 fn sirius(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
@@ -189,14 +189,6 @@ fn fake_printer_and_claims() {
             .iter()
             .any(|p| p["owner"] == "carol" && p["name"] == "Desk")
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http_json(port: u16, path: &str) -> Option<Value> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{http, temp_dir};
+use common::{free_port, http, temp_dir};
 use serde_json::Value;
 use sirius::emulator::{PrinterIdentity, PrinterOptions, run_printer};
 use sirius::store::{MessageState, Store};
@@ -55,14 +55,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn emulator(

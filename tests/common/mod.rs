@@ -243,3 +243,12 @@ pub fn fixture(name: &str) -> String {
     )
     .unwrap()
 }
+
+/// A port nobody listens on right now (for servers started as processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
