@@ -85,9 +85,12 @@ async fn every_capture_replayed_is_understood() {
     let health = json_get(&s, "/healthz").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["printers_online"], 1);
-    // Both bridges' messages came over this one connection: the newest
-    // address announced wins the connection, and one bridge is connected.
-    assert!(health["bridges_connected"].as_u64().unwrap() >= 1);
+    // Both bridges' messages came over this one connection: both addresses
+    // lead to it while it lives, and neither once it is closed.
+    assert_eq!(health["bridges_connected"], 2);
+    drop(ws);
+    assert!(eventually(2.0, || s.hub.bridges_connected() == 0).await);
+    assert!(!s.hub.is_online(device()));
     s.shutdown().await;
 }
 

@@ -239,10 +239,7 @@ impl Hub {
     /// A connection ended: its printers go offline at once, their commands
     /// in flight can never be answered, and last-heard times are written.
     pub fn connection_closed(&self, bridge: Option<BridgeAddress>, conn_id: u64) {
-        let changes = match bridge {
-            Some(b) => self.presence().bridge_closed(b, conn_id),
-            None => Vec::new(),
-        };
+        let changes = self.presence().connection_closed(conn_id);
         if let Some(b) = bridge {
             tracing::info!(bridge = %b, printers_offline = changes.len(), "bridge disconnected");
         }

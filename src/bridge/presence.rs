@@ -119,11 +119,11 @@ impl Presence {
         changes
     }
 
-    /// A bridge connection ended: its devices go offline at once.
-    pub fn bridge_closed(&mut self, bridge: BridgeAddress, conn_id: u64) -> Vec<Change> {
-        if self.is_live(bridge, conn_id) {
-            self.bridges.remove(&bridge);
-        }
+    /// A bridge connection ended: every address it announced is gone (a
+    /// connection may have carried more than one), and its devices go
+    /// offline at once.
+    pub fn connection_closed(&mut self, conn_id: u64) -> Vec<Change> {
+        self.bridges.retain(|_, c| c.conn_id != conn_id);
         let mut changes = Vec::new();
         for (addr, state) in &mut self.devices {
             if state.conn_id == conn_id && state.online {
