@@ -298,7 +298,12 @@ impl Hub {
         }
         match event {
             Event::PowerOn { info, .. } => {
-                tracing::info!(%bridge, model = ?info.model, firmware = ?info.firmware_version, "bridge powered on");
+                tracing::info!(
+                    %bridge,
+                    model = info.model.as_deref().unwrap_or("?"),
+                    firmware = info.firmware_version.as_deref().unwrap_or("?"),
+                    "bridge powered on"
+                );
                 if let Some(conn) = self.presence().bridges.get_mut(&bridge) {
                     conn.info = Some(info.clone());
                 }

@@ -105,9 +105,11 @@ impl Outcome {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIRIUS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: under systemd the journal gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -187,7 +187,7 @@ impl Printing {
             },
             self.config.history,
         )?;
-        tracing::info!(message = id, printer = %printer.address, sender, "message accepted");
+        tracing::info!(message_id = id, printer = %printer.address, sender, "message accepted");
         let handed = if self.pump(printer.id, printer.address) == Some(id) {
             Handed::Sent
         } else {
@@ -278,7 +278,10 @@ impl Printing {
         {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(message = message.id, "the stored page can't be read: {e}");
+                tracing::error!(
+                    message_id = message.id,
+                    "the stored page can't be read: {e}"
+                );
                 let _ = self.store.mark_answered(
                     message.id,
                     0xff,
@@ -299,7 +302,7 @@ impl Printing {
             Ok(d) => d,
             Err(SendError::Offline(_)) => return None,
             Err(e @ SendError::BridgeBusy(_)) => {
-                tracing::warn!(message = message.id, "{e}; it stays queued");
+                tracing::warn!(message_id = message.id, "{e}; it stays queued");
                 return None;
             }
         };
@@ -307,10 +310,13 @@ impl Printing {
             .store
             .mark_sent(message.id, dispatched.command_id, unix_now())
         {
-            tracing::error!(message = message.id, "could not record the delivery: {e}");
+            tracing::error!(
+                message_id = message.id,
+                "could not record the delivery: {e}"
+            );
         }
         tracing::info!(
-            message = message.id,
+            message_id = message.id,
             printer = %device,
             command_id = dispatched.command_id,
             attempt = message.attempts + 1,
@@ -338,24 +344,24 @@ impl Printing {
         let now = unix_now();
         let result = match fate {
             CommandFate::Answered(code) if code.is_success() => {
-                tracing::info!(message = message.id, "delivered");
+                tracing::info!(message_id = message.id, "delivered");
                 self.store.mark_answered(message.id, 0, None, now)
             }
             CommandFate::Answered(code) => {
-                tracing::warn!(message = message.id, return_code = %code, "delivery failed: {}", code.description());
+                tracing::warn!(message_id = message.id, return_code = %code, "delivery failed: {}", code.description());
                 self.store
                     .mark_answered(message.id, code.value(), Some(code.description()), now)
             }
             CommandFate::TimedOut => {
                 tracing::warn!(
-                    message = message.id,
+                    message_id = message.id,
                     "no answer within 60 s: timed out (not re-sent; reprint if it did not print)"
                 );
                 self.store.mark_timed_out(message.id, now)
             }
             CommandFate::ConnectionClosed => {
                 tracing::info!(
-                    message = message.id,
+                    message_id = message.id,
                     "the bridge went away before answering: back to the queue"
                 );
                 self.store.requeue(message.id)
@@ -363,7 +369,7 @@ impl Printing {
         };
         if let Err(e) = result {
             tracing::error!(
-                message = message.id,
+                message_id = message.id,
                 "could not record the delivery's fate: {e}"
             );
         }
