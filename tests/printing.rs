@@ -639,3 +639,55 @@ async fn remote_images_on_private_addresses_are_refused_by_default() {
     assert!(page.black_count() < 384 * 100, "the picture was drawn");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn reprint_from_the_command_line_reaches_a_running_server() {
+    let dir = temp_dir("print-cli-reprint");
+    let db = dir.join("sirius.db");
+    let s = server(&db).await;
+    let who = setup(&s);
+    let mut emu = emulate(&s, &who, &dir, |_| {});
+    assert!(eventually(5.0, || s.hub.is_online(who.identity.address)).await);
+    let (_, v) = post(&s, &who.secret, "?from=Ada", "text/plain", b"once more").await;
+    let first = v["message_id"].as_i64().unwrap();
+    let (_, pages) = emu.next_print(5.0).await.unwrap();
+    let original = page_of(&pages[0]);
+    let sirius = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sirius"))
+            .args(args)
+            .env("SIRIUS_DB", &db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = sirius(&[
+        "message",
+        "reprint",
+        &first.to_string(),
+        "--from",
+        "Bob",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let second = v["message_id"].as_i64().unwrap();
+    // The running server notices within its queue tick (200 ms here).
+    let (_, pages) = emu.next_print(5.0).await.expect("the reprint printed");
+    assert_eq!(page_of(&pages[0]), original);
+    assert!(eventually(3.0, || state_of(&s, second) == MessageState::Delivered).await);
+    let listed: Vec<Value> = sirius(&["message", "list", &who.printer_id.to_string(), "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed[0]["id"], second);
+    assert_eq!(listed[0]["sender"], "Bob");
+    assert_eq!(listed[0]["kind"], "reprint");
+    assert_eq!(listed[1]["id"], first);
+    assert_eq!(listed[1]["state"], "delivered");
+    emu.stop().await;
+    s.shutdown().await;
+}

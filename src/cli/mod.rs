@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 pub mod emulate;
 pub mod inspect;
 pub mod keys;
+pub mod messages;
 pub mod printers;
 pub mod render;
 pub mod serve;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Printers: list them, claim one.
     #[command(subcommand)]
     Printer(printers::PrinterCommand),
+    /// A printer's message history; reprint a message.
+    #[command(subcommand)]
+    Message(messages::MessageCommand),
     /// Print keys: secret URLs that print to one printer.
     #[command(subcommand)]
     Key(keys::KeyCommand),
@@ -71,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Printer(cmd) => printers::printer(cmd, &cli.db, cli.json),
         Command::Fake(cmd) => printers::fake(cmd, &cli.db, cli.json),
         Command::Key(cmd) => keys::run(cmd, &cli.db, cli.json),
+        Command::Message(cmd) => messages::run(cmd, &cli.db, cli.json),
         Command::Inspect(cmd) => inspect::run(cmd, cli.json),
         Command::Render(args) => render::run(args, cli.json),
         Command::Emulate(cmd) => emulate::run(cmd, cli.json),

@@ -34,7 +34,8 @@ pub struct PrintingConfig {
     pub history: usize,
     /// Queued messages older than this expire.
     pub hold_limit: Duration,
-    /// How often expiry runs.
+    /// How often expiry runs and every queue is looked at (messages queued
+    /// by the command line are picked up then).
     pub expiry_interval: Duration,
     /// The time zone of the header line of messages.
     pub time_zone: jiff::tz::TimeZone,
@@ -205,29 +206,24 @@ impl Printing {
         message_id: i64,
         sender: &str,
     ) -> Result<Submitted, PrintError> {
-        let old = self
+        let (id, printer_id) = self
             .store
-            .message(message_id)?
+            .reprint_message(message_id, sender, unix_now(), self.config.history)?
             .ok_or(PrintError::NoSuchMessage)?;
-        let png = self
-            .store
-            .message_page(message_id)?
-            .ok_or(PrintError::NoSuchMessage)?;
-        let page = load_page(&png)?;
         let printer = self
             .store
-            .printer_by_id(old.printer_id)?
+            .printer_by_id(printer_id)?
             .ok_or(PrintError::NoSuchMessage)?;
-        self.submit(
-            &printer,
-            &page,
-            old.truncated,
-            sender,
-            "reprint",
-            unix_now(),
-            None,
-            Some(message_id),
-        )
+        tracing::info!(message_id = id, reprint_of = message_id, printer = %printer.address, sender, "reprint accepted");
+        let handed = if self.pump(printer.id, printer.address) == Some(id) {
+            Handed::Sent
+        } else {
+            Handed::Queued
+        };
+        Ok(Submitted {
+            message_id: id,
+            handed,
+        })
     }
 
     /// Sends the printer's next queued message if it is online and has
@@ -439,6 +435,9 @@ impl Printing {
                         Err(RecvError::Closed) => break,
                     },
                     _ = expiry.tick() => {
+                        // Also picks up messages queued by another process
+                        // (`sirius message reprint`) for printers online now.
+                        this.pump_all();
                         let now = unix_now();
                         let cutoff = now - this.config.hold_limit.as_secs() as i64;
                         match this.store.expire_queued(cutoff, now) {

@@ -154,6 +154,42 @@ impl Store {
         Ok(id)
     }
 
+    /// A stored page sent again, as a new queued message from `sender`.
+    /// Returns the new message's id and its printer, or `None` when there is
+    /// no message `id` (it may have been trimmed from the history).
+    pub fn reprint_message(
+        &self,
+        id: i64,
+        sender: &str,
+        now: i64,
+        keep: usize,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO messages (printer_id, sender, content_kind, command_kind, page_png,
+                    page_width, page_height, truncated, created_at, state, reprint_of)
+                 SELECT printer_id, ?2, 'reprint', command_kind, page_png,
+                    page_width, page_height, truncated, ?3, 'queued', id
+                 FROM messages WHERE id = ?1",
+            )?
+            .execute(params![id, sender, now])?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let new_id = tx.last_insert_rowid();
+        let printer_id: i64 = tx.query_row(
+            "SELECT printer_id FROM messages WHERE id = ?1",
+            [new_id],
+            |r| r.get(0),
+        )?;
+        trim_history(&tx, printer_id, keep)?;
+        tx.commit()?;
+        self.wrote();
+        Ok(Some((new_id, printer_id)))
+    }
+
     pub fn message(&self, id: i64) -> Result<Option<MessageRow>, StoreError> {
         Ok(self
             .lock()

@@ -50,6 +50,7 @@ pub async fn server_with(db: &Path, hub: HubConfig) -> RunningServer {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), db.to_path_buf());
     config.hub = hub;
     config.printing.time_zone = jiff::tz::TimeZone::UTC;
+    config.printing.expiry_interval = Duration::from_millis(200);
     start(config).await.expect("server starts")
 }
 
