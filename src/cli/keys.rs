@@ -2,13 +2,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Outcome, open_store};
+use super::{Outcome, find_printer, open_store};
 use crate::bridge::hub::unix_now;
-use crate::protocol::DeviceAddress;
 use crate::web::print_key::new_secret;
 
 #[derive(Debug, Subcommand)]
@@ -48,18 +47,7 @@ pub fn run(cmd: KeyCommand, db: &Path, json: bool) -> anyhow::Result<Outcome> {
             printer,
             public_url,
         } => {
-            let row = match printer.parse::<i64>() {
-                Ok(id) if printer.len() < 16 => store.printer_by_id(id)?,
-                _ => {
-                    let addr = DeviceAddress::parse(printer.trim()).with_context(|| {
-                        format!("{printer:?} is neither a printer id nor a device address")
-                    })?;
-                    store.printer_by_address(addr)?
-                }
-            }
-            .with_context(|| {
-                format!("there is no printer {printer:?}; `sirius printer list` shows them")
-            })?;
+            let row = find_printer(&store, &printer)?;
             let key = store.create_print_key(row.id, &new_secret(), unix_now())?;
             let link = url(&public_url, &key.secret);
             if json {

@@ -4,14 +4,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Outcome, open_store};
+use super::{Outcome, find_printer, open_store};
 use crate::bridge::hub::unix_now;
-use crate::protocol::DeviceAddress;
-use crate::store::{PrinterRow, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum MessageCommand {
@@ -34,21 +32,6 @@ pub enum MessageCommand {
         #[arg(long, env = "SIRIUS_HISTORY", default_value_t = 100)]
         history: usize,
     },
-}
-
-fn find_printer(store: &Store, printer: &str) -> anyhow::Result<PrinterRow> {
-    let row = match printer.parse::<i64>() {
-        Ok(id) if printer.len() < 16 => store.printer_by_id(id)?,
-        _ => {
-            let addr = DeviceAddress::parse(printer.trim()).with_context(|| {
-                format!("{printer:?} is neither a printer id nor a device address")
-            })?;
-            store.printer_by_address(addr)?
-        }
-    };
-    row.with_context(|| {
-        format!("there is no printer {printer:?}; `sirius printer list` shows them")
-    })
 }
 
 pub fn run(cmd: MessageCommand, db: &Path, json: bool) -> anyhow::Result<Outcome> {

@@ -136,3 +136,23 @@ pub fn open_store(db: &Path) -> anyhow::Result<crate::store::Store> {
     crate::store::Store::open(db)
         .with_context(|| format!("could not open the database {}", db.display()))
 }
+
+/// A printer named by its id or its device address.
+pub fn find_printer(
+    store: &crate::store::Store,
+    printer: &str,
+) -> anyhow::Result<crate::store::PrinterRow> {
+    let row = match printer.parse::<i64>() {
+        Ok(id) if printer.len() < 16 => store.printer_by_id(id)?,
+        _ => {
+            let addr =
+                crate::protocol::DeviceAddress::parse(printer.trim()).with_context(|| {
+                    format!("{printer:?} is neither a printer id nor a device address")
+                })?;
+            store.printer_by_address(addr)?
+        }
+    };
+    row.with_context(|| {
+        format!("there is no printer {printer:?}; `sirius printer list` shows them")
+    })
+}

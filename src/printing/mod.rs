@@ -189,15 +189,21 @@ impl Printing {
             self.config.history,
         )?;
         tracing::info!(message_id = id, printer = %printer.address, sender, "message accepted");
+        Ok(self.hand_on(printer, id))
+    }
+
+    /// A freshly stored message: sent now if its printer is online and idle,
+    /// queued otherwise.
+    fn hand_on(self: &Arc<Self>, printer: &PrinterRow, id: i64) -> Submitted {
         let handed = if self.pump(printer.id, printer.address) == Some(id) {
             Handed::Sent
         } else {
             Handed::Queued
         };
-        Ok(Submitted {
+        Submitted {
             message_id: id,
             handed,
-        })
+        }
     }
 
     /// Sends a stored page again, as a new message.
@@ -215,15 +221,7 @@ impl Printing {
             .printer_by_id(printer_id)?
             .ok_or(PrintError::NoSuchMessage)?;
         tracing::info!(message_id = id, reprint_of = message_id, printer = %printer.address, sender, "reprint accepted");
-        let handed = if self.pump(printer.id, printer.address) == Some(id) {
-            Handed::Sent
-        } else {
-            Handed::Queued
-        };
-        Ok(Submitted {
-            message_id: id,
-            handed,
-        })
+        Ok(self.hand_on(&printer, id))
     }
 
     /// Sends the printer's next queued message if it is online and has
