@@ -341,6 +341,10 @@ fn print_keys_from_the_command_line() {
     let listed = lines_json(&ok(&sirius(&db, &["key", "list", "--json"], None)));
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0]["uses"], 0);
+    // Only a hash is kept: the list shows the first characters, never the
+    // secret.
+    assert_eq!(listed[0]["prefix"], &secret[..4]);
+    assert!(!listed.iter().any(|k| k.to_string().contains(secret)));
     // Revoke by URL; revoking again says there is no such key.
     ok(&sirius(&db, &["key", "revoke", url], None));
     let again = sirius(&db, &["key", "revoke", url], None);

@@ -106,7 +106,9 @@ async fn messages_survive_sigkill_before_sending_and_before_the_answer() {
             .unwrap();
         let p = store.ensure_printer(identity.address, 1).unwrap();
         let secret = sirius::web::print_key::new_secret();
-        store.create_print_key(p.id, &secret, 1).unwrap();
+        store
+            .create_print_key(p.id, &secret, None, None, 1)
+            .unwrap();
         secret
     };
     let port = free_port();

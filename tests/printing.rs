@@ -30,7 +30,9 @@ fn setup(s: &RunningServer) -> Setup {
         .unwrap();
     let printer = store.ensure_printer(identity.address, 1).unwrap();
     let secret = sirius::web::print_key::new_secret();
-    store.create_print_key(printer.id, &secret, 1).unwrap();
+    store
+        .create_print_key(printer.id, &secret, None, None, 1)
+        .unwrap();
     Setup {
         identity,
         secret,
@@ -163,7 +165,8 @@ async fn print_key_to_an_online_printer_prints_exactly_the_stored_page() {
     let keys = s.hub.store.list_print_keys().unwrap();
     assert_eq!(keys[0].uses, 1);
     assert_eq!(keys[0].senders, vec!["Ada"]);
-    // The default sender is "Key " + the first 4 characters of the secret.
+    // The default sender is "Print key" + the key's id: never part of the
+    // secret.
     let (_, v) = post(&s, &who.secret, "", "text/plain", b"anonymous").await;
     let m = s
         .hub
@@ -171,7 +174,8 @@ async fn print_key_to_an_online_printer_prints_exactly_the_stored_page() {
         .message(v["message_id"].as_i64().unwrap())
         .unwrap()
         .unwrap();
-    assert_eq!(m.sender, format!("Key {}", &who.secret[..4]));
+    assert_eq!(m.sender, format!("Print key {}", keys[0].id));
+    assert!(!m.sender.contains(&who.secret[..4]));
     emu.stop().await;
     s.shutdown().await;
 }

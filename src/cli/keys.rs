@@ -15,6 +15,10 @@ pub enum KeyCommand {
     /// Make a print key for a printer (by id or address); prints its URL.
     Create {
         printer: String,
+        /// What the key is for ("Phone app", "IFTTT"): shown in lists and
+        /// printed as the sender when a print names none.
+        #[arg(long)]
+        label: Option<String>,
         /// The server's public URL for the printed link.
         #[arg(
             long,
@@ -23,15 +27,9 @@ pub enum KeyCommand {
         )]
         public_url: String,
     },
-    /// List print keys: printer, URL, created, uses, senders.
-    List {
-        #[arg(
-            long,
-            env = "SIRIUS_PUBLIC_URL",
-            default_value = "http://localhost:5002"
-        )]
-        public_url: String,
-    },
+    /// List print keys: id, printer, the secret's first characters, label,
+    /// created, uses, senders (only a hash of each secret is kept).
+    List,
     /// Revoke a key (its secret, its URL or its id).
     Revoke { key: String },
 }
@@ -45,21 +43,27 @@ pub fn run(cmd: KeyCommand, db: &Path, json: bool) -> anyhow::Result<Outcome> {
     match cmd {
         KeyCommand::Create {
             printer,
+            label,
             public_url,
         } => {
             let row = find_printer(&store, &printer)?;
-            let key = store.create_print_key(row.id, &new_secret(), unix_now())?;
-            let link = url(&public_url, &key.secret);
+            let secret = new_secret();
+            let key =
+                store.create_print_key(row.id, &secret, label.as_deref(), None, unix_now())?;
+            let link = url(&public_url, &secret);
             if json {
                 println!(
                     "{}",
-                    json!({"id": key.id, "secret": key.secret, "url": link, "printer": row.address.to_string()})
+                    json!({"id": key.id, "secret": secret, "url": link, "printer": row.address.to_string()})
                 );
             } else {
                 println!("{link}");
+                eprintln!(
+                    "(only a hash of the key is kept: copy the link now, it is not shown again)"
+                );
             }
         }
-        KeyCommand::List { public_url } => {
+        KeyCommand::List => {
             let printers = store.list_printers()?;
             for k in store.list_print_keys()? {
                 let p = printers.iter().find(|p| p.id == k.printer_id);
@@ -73,15 +77,16 @@ pub fn run(cmd: KeyCommand, db: &Path, json: bool) -> anyhow::Result<Outcome> {
                     println!(
                         "{}",
                         json!({"id": k.id, "printer": printer, "printer_address": p.map(|p| p.address.to_string()),
-                               "url": url(&public_url, &k.secret), "created_at": k.created_at,
+                               "prefix": k.prefix, "label": k.label, "created_at": k.created_at,
                                "revoked": k.revoked_at.is_some(), "uses": k.uses, "senders": k.senders})
                     );
                 } else {
                     println!(
-                        "{:>4}  {:<20} {}  created {}  uses {}  senders: {}{}",
+                        "{:>4}  {:<20} {}…  {:<16} created {}  uses {}  senders: {}{}",
                         k.id,
                         printer,
-                        url(&public_url, &k.secret),
+                        k.prefix,
+                        k.label.as_deref().unwrap_or("-"),
                         created,
                         k.uses,
                         if k.senders.is_empty() {

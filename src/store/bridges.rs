@@ -147,7 +147,7 @@ impl Store {
 
     /// Every bridge, by address.
     pub fn list_bridges(&self) -> Result<Vec<BridgeRow>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT address, model, firmware_version, ncp_version, local_ip_address,
                     mac_address, uptime, remote_ip, first_seen, last_power_on, last_seen
@@ -210,7 +210,7 @@ impl Store {
         bridge: BridgeAddress,
         limit: usize,
     ) -> Result<Vec<BridgeLogRow>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, bridge_address, created, level, levelno, logger, message, received_at
              FROM bridge_log WHERE bridge_address = ?1 ORDER BY id DESC LIMIT ?2",

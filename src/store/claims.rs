@@ -68,7 +68,9 @@ impl Store {
     /// `name` (trimmed, 1 to 64 characters).
     ///
     /// * A new code: the claim is stored and every printer with its hardware
-    ///   xor is linked to it, taking it from any older claim.
+    ///   xor is linked to it, taking it from any older claim. When the older
+    ///   claim was another user's, that printer's print keys are revoked and
+    ///   its shares deleted.
     /// * A code this user claimed before: if it is still the newest claim
     ///   for its xor, the claim is renamed (and its printers relinked);
     ///   otherwise [`ClaimError::Superseded`].
@@ -119,6 +121,23 @@ impl Store {
                 id
             }
             None => {
+                let previous_owner: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT user_id FROM claims WHERE hardware_xor = ?1 ORDER BY id DESC LIMIT 1",
+                    )?
+                    .query_row([xor], |row| row.get(0))
+                    .optional()?;
+                if previous_owner.is_some_and(|owner| owner != user_id) {
+                    // A new owner: what the old one handed out stops working.
+                    tx.prepare_cached(
+                        "UPDATE print_keys SET revoked_at = ?2
+                         WHERE revoked_at IS NULL
+                           AND printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
+                    )?
+                    .execute(rusqlite::params![xor, now])?;
+                    tx.prepare_cached("DELETE FROM shares WHERE hardware_xor = ?1")?
+                        .execute([xor])?;
+                }
                 tx.prepare_cached(
                     "INSERT INTO claims (user_id, hardware_xor, code, name, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -39,7 +39,7 @@ impl Store {
     /// the reserved high-water mark and the largest recorded command id; 0
     /// when there is neither. Start numbering after it.
     pub fn command_id_high_water(&self) -> Result<u32, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let (reserved, recorded): (Option<String>, Option<i64>) = conn
             .prepare_cached(
                 "SELECT (SELECT value FROM meta WHERE key = ?1), (SELECT max(id) FROM commands)",
@@ -110,7 +110,7 @@ impl Store {
 
     /// The command with this id.
     pub fn command(&self, id: u32) -> Result<Option<CommandRow>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let row = conn
             .prepare_cached(
                 "SELECT id, device_address, bridge_address, kind, sent_at, answered_at, return_code

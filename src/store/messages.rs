@@ -192,7 +192,7 @@ impl Store {
 
     pub fn message(&self, id: i64) -> Result<Option<MessageRow>, StoreError> {
         Ok(self
-            .lock()
+            .reader()
             .prepare_cached(&format!("{MESSAGE_SELECT} WHERE id = ?1"))?
             .query_row([id], message_from_row)
             .optional()?)
@@ -201,7 +201,7 @@ impl Store {
     /// The 1-bit page of a message, as PNG.
     pub fn message_page(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .lock()
+            .reader()
             .prepare_cached("SELECT page_png FROM messages WHERE id = ?1")?
             .query_row([id], |r| r.get(0))
             .optional()?)
@@ -210,7 +210,7 @@ impl Store {
     /// The oldest queued message of a printer: the next to deliver.
     pub fn next_queued(&self, printer_id: i64) -> Result<Option<MessageRow>, StoreError> {
         Ok(self
-            .lock()
+            .reader()
             .prepare_cached(&format!(
                 "{MESSAGE_SELECT} WHERE printer_id = ?1 AND state = 'queued' ORDER BY id LIMIT 1"
             ))?
@@ -220,7 +220,7 @@ impl Store {
 
     /// Printers that have queued messages.
     pub fn printers_with_queued(&self) -> Result<Vec<i64>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare_cached("SELECT DISTINCT printer_id FROM messages WHERE state = 'queued'")?;
         let ids = stmt
@@ -235,7 +235,7 @@ impl Store {
         printer_id: i64,
         limit: usize,
     ) -> Result<Vec<MessageRow>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "{MESSAGE_SELECT} WHERE printer_id = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;

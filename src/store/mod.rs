@@ -16,13 +16,16 @@
 //! * [`messages`]: every message and its delivery state (the queue).
 //! * [`print_keys`]: secret URLs that print to one printer.
 //!
-//! The store is synchronous: one connection behind a mutex, statements
-//! cached. Callers on an async runtime should call it from a blocking task
-//! when a method may be slow (password hashing, big batches).
+//! The store is synchronous: one writing connection behind a mutex and a
+//! few read-only ones (WAL, so reads never wait for the writer), statements
+//! cached. Async code never calls it directly: it goes through [`Db`]
+//! ([`db`]), which runs reads on the blocking pool and writes on one writer
+//! thread, in order.
 
 pub mod bridges;
 pub mod claims;
 pub mod commands;
+pub mod db;
 pub mod messages;
 pub mod print_keys;
 pub mod printers;
@@ -41,6 +44,7 @@ use crate::protocol::{BridgeAddress, DeviceAddress, HardwareXor};
 pub use bridges::{BridgeLogRow, BridgeRow};
 pub use claims::{ClaimError, ClaimOutcome};
 pub use commands::CommandRow;
+pub use db::Db;
 pub use messages::{MessageRow, MessageState, NewMessage};
 pub use print_keys::PrintKeyRow;
 pub use printers::PrinterRow;
@@ -51,7 +55,11 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The migrations after the base schema: entry `i` brings a database from
 /// version `i + 1` to version `i + 2`. Append only; never edit a shipped one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0002_messages_and_print_keys.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0002_messages_and_print_keys.sql"),
+    include_str!("migrations/0003_hardening.sql"),
+    include_str!("migrations/0004_web.sql"),
+];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
@@ -120,9 +128,19 @@ pub enum StoreError {
 /// Every method takes `&self` and runs to completion under one mutex, so a
 /// method's reads and writes are never interleaved with another's.
 pub struct Store {
+    /// The one connection that writes (SQLite allows one writer at a time).
     conn: Mutex<Connection>,
+    /// Read-only connections: in WAL mode a reader never waits for the
+    /// writer, so pages and lookups go on while a write waits for the
+    /// file's lock (a backup, a command-line tool, a slow SD card). Empty
+    /// for an in-memory database, whose reads use the writer.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicU64,
     writes: AtomicU64,
 }
+
+/// Read-only connections opened next to the writer.
+const READERS: usize = 4;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,11 +155,25 @@ impl Store {
     /// and brings its schema up to date. Refuses a file written by a newer
     /// Sirius ([`StoreError::TooNew`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        let open_error = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
-        })?;
-        Self::from_connection(conn)
+        };
+        let conn = Connection::open(path).map_err(open_error)?;
+        let mut store = Self::from_connection(conn)?;
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(open_error)?;
+            configure(&reader)?;
+            reader.pragma_update(None, "query_only", "ON")?;
+            store.readers.push(Mutex::new(reader));
+        }
+        Ok(store)
     }
 
     /// A fresh database in memory, gone when the store is dropped. For tests.
@@ -150,15 +182,15 @@ impl Store {
     }
 
     fn from_connection(mut conn: Connection) -> Result<Store, StoreError> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        configure(&conn)?;
         // Answers "memory" for an in-memory database; that is fine.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        conn.set_prepared_statement_cache_capacity(64);
         Ok(Store {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         })
     }
@@ -176,10 +208,60 @@ impl Store {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A read-only connection: a free one if there is one, else the next in
+    /// turn. Never the writer (unless the database is in memory), so reads
+    /// don't wait behind a write that waits for the file's lock.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        if self.readers.is_empty() {
+            return self.lock();
+        }
+        for r in &self.readers {
+            if let Ok(guard) = r.try_lock() {
+                return guard;
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) as usize % self.readers.len();
+        self.readers[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Counts one write.
     fn wrote(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// What every connection gets: the busy timeout, foreign keys, a statement
+/// cache, and the `sirius_sha256(text)` function (lowercase hex) that
+/// migrations use to hash secrets.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.create_scalar_function(
+        "sirius_sha256",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text: String = ctx.get(0)?;
+            Ok(sha256_hex(&text))
+        },
+    )?;
+    Ok(())
+}
+
+/// Lowercase hex SHA-256 of a secret, as stored for print keys, sessions,
+/// invites and API keys.
+pub fn sha256_hex(secret: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// The schema version recorded in the file.
@@ -206,6 +288,13 @@ fn apply_versions(conn: &mut Connection, versions: &[&str]) -> Result<(), StoreE
     }
     for (index, sql) in versions.iter().enumerate() {
         let version = index as i64 + 1;
+        // A version that rebuilds a table says so; foreign keys are off
+        // around it (they can't change inside a transaction) and checked
+        // before it commits.
+        let rebuilds = sql.contains("-- sirius: foreign_keys off");
+        if rebuilds {
+            conn.pragma_update(None, "foreign_keys", "OFF")?;
+        }
         let applied = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Another process may have migrated while this one waited.
@@ -213,9 +302,24 @@ fn apply_versions(conn: &mut Connection, versions: &[&str]) -> Result<(), StoreE
                 return Ok(());
             }
             tx.execute_batch(sql)?;
+            if rebuilds {
+                let broken: i64 =
+                    tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                        r.get(0)
+                    })?;
+                if broken > 0 {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                        Some(format!("{broken} rows refer to rows that do not exist")),
+                    ));
+                }
+            }
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()
         })();
+        if rebuilds {
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+        }
         applied.map_err(|source| StoreError::Migration { version, source })?;
     }
     Ok(())

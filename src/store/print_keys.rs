@@ -1,17 +1,30 @@
 //! Print keys: secret URLs that print to one printer, with their use count
 //! and the distinct sender names they were used with.
+//!
+//! Only a SHA-256 of each secret is kept ([`super::sha256_hex`]) and its
+//! first 4 characters, so lists can tell keys apart: the full URL is shown
+//! once, when the key is made. A key stops working when it is revoked, and
+//! when its printer is claimed by someone else ([`super::claims`]).
 
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::printers::{PRINTER_SELECT, printer_from_row};
-use super::{PrinterRow, Store, StoreError};
+use super::{PrinterRow, Store, StoreError, sha256_hex};
 
-/// A print key and the printer it prints to.
+/// How many characters of a secret lists show.
+pub const PREFIX_CHARS: usize = 4;
+
+/// A print key (never its secret) and the printer it prints to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrintKeyRow {
     pub id: i64,
-    pub secret: String,
+    /// The secret's first characters, for lists.
+    pub prefix: String,
+    /// What the owner called it, if anything.
+    pub label: Option<String>,
     pub printer_id: i64,
+    /// Who made it (`None`: the command line).
+    pub created_by: Option<i64>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub uses: u64,
@@ -20,42 +33,92 @@ pub struct PrintKeyRow {
     pub senders: Vec<String>,
 }
 
-const KEY_SELECT: &str =
-    "SELECT id, secret, printer_id, created_at, revoked_at, uses, last_used_at FROM print_keys";
+impl PrintKeyRow {
+    /// The sender name printed when a print names none: "Print key" and
+    /// the key's label, or its id. Never part of the secret.
+    pub fn default_sender(&self) -> String {
+        match self
+            .label
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            Some(label) => format!("Print key {label}"),
+            None => format!("Print key {}", self.id),
+        }
+    }
+}
+
+const KEY_SELECT: &str = "SELECT id, prefix, label, printer_id, created_by, created_at,
+        revoked_at, uses, last_used_at FROM print_keys";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<PrintKeyRow> {
     Ok(PrintKeyRow {
         id: row.get(0)?,
-        secret: row.get(1)?,
-        printer_id: row.get(2)?,
-        created_at: row.get(3)?,
-        revoked_at: row.get(4)?,
-        uses: row.get::<_, i64>(5)?.max(0) as u64,
-        last_used_at: row.get(6)?,
+        prefix: row.get(1)?,
+        label: row.get(2)?,
+        printer_id: row.get(3)?,
+        created_by: row.get(4)?,
+        created_at: row.get(5)?,
+        revoked_at: row.get(6)?,
+        uses: row.get::<_, i64>(7)?.max(0) as u64,
+        last_used_at: row.get(8)?,
         senders: Vec::new(),
     })
 }
 
+/// Fills in the senders of each key.
+fn with_senders(
+    conn: &rusqlite::Connection,
+    mut keys: Vec<PrintKeyRow>,
+) -> rusqlite::Result<Vec<PrintKeyRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sender FROM print_key_senders WHERE key_id = ?1 ORDER BY uses DESC, sender LIMIT 50",
+    )?;
+    for k in &mut keys {
+        k.senders = stmt
+            .query_map([k.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(keys)
+}
+
 impl Store {
     /// Stores a new key for a printer. The caller makes the secret (from
-    /// the OS random generator).
+    /// the OS random generator); only its hash and prefix are kept.
     pub fn create_print_key(
         &self,
         printer_id: i64,
         secret: &str,
+        label: Option<&str>,
+        created_by: Option<i64>,
         now: i64,
     ) -> Result<PrintKeyRow, StoreError> {
+        let label = label
+            .map(|l| l.trim().chars().take(64).collect::<String>())
+            .filter(|l| !l.is_empty());
+        let prefix: String = secret.chars().take(PREFIX_CHARS).collect();
         let conn = self.lock();
         conn.prepare_cached(
-            "INSERT INTO print_keys (printer_id, secret, created_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO print_keys (printer_id, secret_hash, prefix, label, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![printer_id, secret, now])?;
+        .execute(params![
+            printer_id,
+            sha256_hex(secret),
+            prefix,
+            label,
+            created_by,
+            now
+        ])?;
         self.wrote();
         let id = conn.last_insert_rowid();
         Ok(PrintKeyRow {
             id,
-            secret: secret.to_string(),
+            prefix,
+            label,
             printer_id,
+            created_by,
             created_at: now,
             revoked_at: None,
             uses: 0,
@@ -66,12 +129,12 @@ impl Store {
 
     /// A working (not revoked) key by its secret, with its printer.
     pub fn print_key(&self, secret: &str) -> Result<Option<(PrintKeyRow, PrinterRow)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let key = conn
             .prepare_cached(&format!(
-                "{KEY_SELECT} WHERE secret = ?1 AND revoked_at IS NULL"
+                "{KEY_SELECT} WHERE secret_hash = ?1 AND revoked_at IS NULL"
             ))?
-            .query_row([secret], key_from_row)
+            .query_row([sha256_hex(secret)], key_from_row)
             .optional()?;
         let Some(key) = key else { return Ok(None) };
         let printer = conn
@@ -83,20 +146,24 @@ impl Store {
 
     /// Every key, revoked ones too, with their senders.
     pub fn list_print_keys(&self) -> Result<Vec<PrintKeyRow>, StoreError> {
-        let conn = self.lock();
-        let mut keys: Vec<PrintKeyRow> = conn
+        let conn = self.reader();
+        let keys: Vec<PrintKeyRow> = conn
             .prepare_cached(&format!("{KEY_SELECT} ORDER BY id"))?
             .query_map([], key_from_row)?
             .collect::<rusqlite::Result<_>>()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT sender FROM print_key_senders WHERE key_id = ?1 ORDER BY uses DESC, sender",
-        )?;
-        for k in &mut keys {
-            k.senders = stmt
-                .query_map([k.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-        }
-        Ok(keys)
+        Ok(with_senders(&conn, keys)?)
+    }
+
+    /// The keys of one printer, revoked ones too, newest first.
+    pub fn print_keys_of(&self, printer_id: i64) -> Result<Vec<PrintKeyRow>, StoreError> {
+        let conn = self.reader();
+        let keys: Vec<PrintKeyRow> = conn
+            .prepare_cached(&format!(
+                "{KEY_SELECT} WHERE printer_id = ?1 ORDER BY id DESC"
+            ))?
+            .query_map([printer_id], key_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(with_senders(&conn, keys)?)
     }
 
     /// Revokes a key given by its secret or its id. Returns whether a
@@ -105,8 +172,8 @@ impl Store {
         let id: i64 = secret_or_id.parse().unwrap_or(-1);
         let n = self.lock().execute(
             "UPDATE print_keys SET revoked_at = ?3
-             WHERE (secret = ?1 OR id = ?2) AND revoked_at IS NULL",
-            params![secret_or_id, id, now],
+             WHERE (secret_hash = ?1 OR id = ?2) AND revoked_at IS NULL",
+            params![sha256_hex(secret_or_id), id, now],
         )?;
         if n > 0 {
             self.wrote();
@@ -149,7 +216,11 @@ mod tests {
         let p = s
             .ensure_printer(DeviceAddress::parse("000d6f000273ce0b").unwrap(), 1)
             .unwrap();
-        let k = s.create_print_key(p.id, "abcdefghij0123456789", 5).unwrap();
+        let k = s
+            .create_print_key(p.id, "abcdefghij0123456789", Some("phone"), None, 5)
+            .unwrap();
+        assert_eq!(k.prefix, "abcd");
+        assert_eq!(k.default_sender(), "Print key phone");
         let (found, printer) = s.print_key("abcdefghij0123456789").unwrap().unwrap();
         assert_eq!(found.id, k.id);
         assert_eq!(printer.id, p.id);

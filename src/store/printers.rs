@@ -100,19 +100,19 @@ impl Store {
         &self,
         device: DeviceAddress,
     ) -> Result<Option<PrinterRow>, StoreError> {
-        Ok(find(&self.lock(), device)?)
+        Ok(find(&self.reader(), device)?)
     }
 
     /// The printer with this row id.
     pub fn printer_by_id(&self, id: i64) -> Result<Option<PrinterRow>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!("{PRINTER_SELECT} WHERE p.id = ?1"))?;
         Ok(stmt.query_row([id], printer_from_row).optional()?)
     }
 
     /// Every printer, in the order they were first seen.
     pub fn list_printers(&self) -> Result<Vec<PrinterRow>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!("{PRINTER_SELECT} ORDER BY p.id"))?;
         let rows = stmt
             .query_map([], printer_from_row)?
@@ -157,7 +157,7 @@ impl Store {
     /// claim with its hardware xor (what [`Store::ensure_printer`] would
     /// link it to).
     pub fn link_key_for(&self, device: DeviceAddress) -> Result<Option<LinkKey>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let code: Option<Option<String>> = conn
             .prepare_cached(
                 "SELECT c.code FROM printers p LEFT JOIN claims c ON c.id = p.claim_id

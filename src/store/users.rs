@@ -150,7 +150,7 @@ impl Store {
 
     /// The user with this name (trimmed; case does not matter).
     pub fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {USER_COLUMNS} FROM users u WHERE u.username = ?1"
         ))?;
@@ -159,7 +159,7 @@ impl Store {
 
     /// The user with this id.
     pub fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
         ))?;
@@ -169,7 +169,7 @@ impl Store {
     /// Every user, by username (case aside), each with the number of
     /// printers they own.
     pub fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {USER_COLUMNS} FROM users u ORDER BY u.username, u.id"
         ))?;
@@ -188,7 +188,7 @@ impl Store {
         password: &str,
     ) -> Result<Option<User>, StoreError> {
         let found = {
-            let conn = self.lock();
+            let conn = self.reader();
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.username = ?1"
             ))?;

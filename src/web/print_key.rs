@@ -145,8 +145,8 @@ async fn route(state: &AppState, req: Request<Incoming>, secret: &str) -> Respon
         }
     };
     match *req.method() {
-        Method::GET | Method::HEAD => card(state, &req, secret, &printer),
-        Method::POST => post(state, req, secret, key.id, &printer).await,
+        Method::GET | Method::HEAD => card(state, &req, secret, &key, &printer),
+        Method::POST => post(state, req, &key, &printer).await,
         _ => message(
             StatusCode::METHOD_NOT_ALLOWED,
             "a print key answers GET (its card) and POST (print)",
@@ -199,6 +199,7 @@ fn card(
     state: &AppState,
     req: &Request<Incoming>,
     secret: &str,
+    key: &crate::store::PrintKeyRow,
     printer: &crate::store::PrinterRow,
 ) -> Response<Body> {
     let online = state.hub.is_online(printer.address);
@@ -215,7 +216,7 @@ fn card(
         "owner": printer.owner,
         "status": status,
         "url": url,
-        "default_sender": default_sender(secret),
+        "default_sender": key.default_sender(),
     });
     match templates::env()
         .get_template("printkey.html")
@@ -237,10 +238,6 @@ fn card(
             )
         }
     }
-}
-
-fn default_sender(secret: &str) -> String {
-    format!("Key {}", &secret[..4.min(secret.len())])
 }
 
 /// The `from` query parameter, decoded; at most 64 characters.
@@ -286,11 +283,11 @@ fn percent_decode(s: &str) -> String {
 async fn post(
     state: &AppState,
     req: Request<Incoming>,
-    secret: &str,
-    key_id: i64,
+    key: &crate::store::PrintKeyRow,
     printer: &crate::store::PrinterRow,
 ) -> Response<Body> {
-    let sender = sender_from_query(req.uri().query()).unwrap_or_else(|| default_sender(secret));
+    let key_id = key.id;
+    let sender = sender_from_query(req.uri().query()).unwrap_or_else(|| key.default_sender());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
