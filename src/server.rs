@@ -121,6 +121,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let renderer = Arc::new(Renderer::new(config.render.clone()));
     let printing = Printing::new(Arc::clone(&hub), renderer, config.printing.clone());
     let state = Arc::new(AppState {
+        db: crate::store::Db::new(Arc::clone(&hub.store)),
         hub: Arc::clone(&hub),
         printing: Arc::clone(&printing),
         port: addr.port(),

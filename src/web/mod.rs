@@ -20,6 +20,8 @@ use crate::printing::Printing;
 
 /// What every route can reach.
 pub struct AppState {
+    /// The database, for async code (see [`crate::store::db`]).
+    pub db: crate::store::Db,
     pub hub: Arc<Hub>,
     pub printing: Arc<Printing>,
     /// The port we listen on, for the hints on the status page.
