@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub http: HttpLimits,
     /// How people reach this server (`SIRIUS_PUBLIC_URL`), for examples.
     pub public_url: Option<String>,
+    /// `/metrics` answers other addresses than loopback.
+    pub metrics_public: bool,
 }
 
 impl ServeConfig {
@@ -78,6 +80,7 @@ impl ServeConfig {
             render: RenderConfig::default(),
             http: HttpLimits::default(),
             public_url: None,
+            metrics_public: false,
         }
     }
 }
@@ -167,6 +170,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         public_url: config.public_url.clone(),
         print_key_limiter: Default::default(),
         body_deadline: config.http.body_deadline,
+        metrics_public: config.metrics_public,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let http = config.http.clone();

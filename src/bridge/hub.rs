@@ -382,6 +382,7 @@ impl Hub {
             ids.iter().filter_map(|id| pending.remove(id)).collect()
         };
         for p in orphans {
+            self.stats.commands_orphaned.fetch_add(1, Relaxed);
             let _ = p.tx.send(CommandFate::ConnectionClosed);
         }
         self.announce(changes);

@@ -34,6 +34,8 @@ pub struct Stats {
     pub messages: [AtomicU64; EVENT_KINDS.len()],
     pub commands_sent: AtomicU64,
     pub commands_timed_out: AtomicU64,
+    /// Commands whose connection closed before they were answered.
+    pub commands_orphaned: AtomicU64,
     pub unknown_responses: AtomicU64,
     /// Answers and did_prints that came on another connection than the
     /// command (ignored).
@@ -66,6 +68,16 @@ impl Stats {
         };
         let mut r = self.responses.lock().unwrap_or_else(|e| e.into_inner());
         *r.entry(key).or_default() += 1;
+    }
+
+    /// Answers by return code (`CODE_NAME`, or `other`).
+    pub fn responses_snapshot(&self) -> Vec<(String, u64)> {
+        self.responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     pub fn messages_total(&self) -> u64 {

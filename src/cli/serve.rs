@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// exempt).
     #[arg(long, env = "SIRIUS_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Let /metrics (Prometheus) answer any address, not only this machine.
+    #[arg(long, env = "SIRIUS_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 }
 
 impl ServeArgs {
@@ -62,6 +65,7 @@ impl ServeArgs {
         config.render.templates_dir = self.templates.clone();
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
         config.printing.queue_limit = self.queue_limit.max(1);
+        config.metrics_public = self.metrics_public;
         config.http.max_connections = self.max_connections.max(1);
         config.http.max_per_ip = (self.max_connections / 16).max(16);
         Ok(config)

@@ -285,8 +285,12 @@ impl Renderer {
         let inner = Arc::clone(&self.inner);
         let (thread_slot, thread_abandoned) = (Arc::clone(&slot), Arc::clone(&abandoned));
         tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
                 .unwrap_or_else(|_| Err(RenderError::Html("the renderer failed".into())));
+            crate::metrics::global()
+                .render_seconds
+                .observe(started.elapsed().as_secs_f64());
             thread_slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             if thread_abandoned.load(std::sync::atomic::Ordering::Acquire) {
                 inner

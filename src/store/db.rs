@@ -70,6 +70,7 @@ impl Db {
             .spawn(move || {
                 while let Some(job) = jobs.blocking_recv() {
                     thread_counters.queued.fetch_sub(1, Relaxed);
+                    let started = std::time::Instant::now();
                     // A panicking write is a bug; it must not take the writer
                     // (and every later write) down with it. The waiting side
                     // sees its answer channel dropped.
@@ -77,6 +78,9 @@ impl Db {
                     if std::panic::catch_unwind(run).is_err() {
                         tracing::error!("a database write panicked; it was abandoned");
                     }
+                    crate::metrics::global()
+                        .store_write_seconds
+                        .observe(started.elapsed().as_secs_f64());
                 }
             })
             .expect("could not start the database writer thread");

@@ -241,6 +241,22 @@ impl Store {
             .optional()?)
     }
 
+    /// How many messages are in each state, and how many printers have
+    /// messages waiting (for `/metrics`).
+    pub fn message_counts(&self) -> Result<(Vec<(String, i64)>, i64), StoreError> {
+        let conn = self.reader();
+        let by_state = conn
+            .prepare_cached("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let printers: i64 = conn
+            .prepare_cached(
+                "SELECT count(DISTINCT printer_id) FROM messages WHERE state = 'queued'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok((by_state, printers))
+    }
+
     /// Printers that have queued messages.
     pub fn printers_with_queued(&self) -> Result<Vec<i64>, StoreError> {
         let conn = self.reader();
