@@ -169,6 +169,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         port: addr.port(),
         public_url: config.public_url.clone(),
         print_key_limiter: Default::default(),
+        print_dedupe: Default::default(),
         body_deadline: config.http.body_deadline,
         metrics_public: config.metrics_public,
     });

@@ -872,3 +872,49 @@ async fn a_body_that_trickles_in_is_cut_off() {
 
 #[allow(dead_code)]
 fn _uses(_: Arc<()>) {}
+
+#[tokio::test]
+async fn the_same_content_twice_within_30_s_prints_once() {
+    let dir = temp_dir("hard-dedupe");
+    let s = server(&dir.join("sirius.db")).await;
+    claim(&s, "ada", CODE);
+    let p = s
+        .hub
+        .store()
+        .ensure_printer(DeviceAddress::parse(DEVICE).unwrap(), 1)
+        .unwrap();
+    let secret = sirius::web::print_key::new_secret();
+    s.hub
+        .store()
+        .create_print_key(p.id, &secret, None, None, 3)
+        .unwrap();
+    // Shared once, sent three times at once by a phone app.
+    let mut sends = Vec::new();
+    for _ in 0..3 {
+        let addr = s.addr;
+        let path = format!("/printkey/{secret}?from=Phone");
+        sends.push(tokio::spawn(async move {
+            http(
+                addr,
+                "POST",
+                &path,
+                &[("Content-Type", "text/plain")],
+                b"Milk, eggs",
+            )
+            .await
+        }));
+    }
+    let mut ids = Vec::new();
+    for send in sends {
+        let (status, _, body) = send.await.unwrap();
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        ids.push(v["message_id"].as_i64().unwrap());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    // Other content, or another sender, is another message.
+    let (_, other) = post_text(&s, &secret, "Milk, eggs, bread").await;
+    assert_ne!(other["message_id"].as_i64().unwrap(), ids[0]);
+    assert_eq!(s.hub.store().recent_messages(p.id, 10).unwrap().len(), 2);
+    s.shutdown().await;
+}

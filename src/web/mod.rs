@@ -29,6 +29,8 @@ pub struct AppState {
     /// `SIRIUS_PUBLIC_URL`: how people reach this server, for examples.
     pub public_url: Option<String>,
     pub print_key_limiter: print_key::RateLimiter,
+    /// The same print twice within 30 s prints once.
+    pub print_dedupe: print_key::Dedupe,
     /// Time for a whole request body to arrive.
     pub body_deadline: std::time::Duration,
     /// Whether `/metrics` answers other addresses than loopback.

@@ -366,6 +366,8 @@ async fn post(
             );
         }
     };
+    let no_face = face_from_query(query.as_deref());
+    let fingerprint = Dedupe::fingerprint(key_id, &mime, &sender, no_face, &body);
     let content = if mime == "text/html" {
         Content::Html(String::from_utf8_lossy(&body).into_owned())
     } else if mime.starts_with("image/") {
@@ -392,40 +394,119 @@ async fn post(
             }
         }
     };
-    let options = PrintOptions {
-        print_key_id: Some(key_id),
-        no_face: face_from_query(query.as_deref()),
-        ..Default::default()
-    };
-    let result = state
-        .printing
-        .print_admitted(admission, printer, content, &sender, options)
-        .await;
+    // The same content sent again within 30 s (a phone app's share sheet
+    // firing twice) gets the first message's answer, and prints once.
+    let (cell, first) = state.print_dedupe.entry(fingerprint);
+    let answer = cell
+        .get_or_init(|| async {
+            let options = PrintOptions {
+                print_key_id: Some(key_id),
+                no_face,
+                ..Default::default()
+            };
+            let result = state
+                .printing
+                .print_admitted(admission, printer, content, &sender, options)
+                .await;
+            print_answer(state, key_id, &sender, result)
+        })
+        .await
+        .clone();
+    if answer.0 != StatusCode::OK {
+        // Only successes are remembered: a failed print may be retried.
+        state.print_dedupe.forget(&fingerprint);
+    } else if !first {
+        tracing::info!(
+            key_id,
+            "the same content again within 30 s: answered with the first message, not printed twice"
+        );
+    }
+    let mut r = json_response(answer.0, &answer.1);
+    if answer.0 == StatusCode::TOO_MANY_REQUESTS {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    }
+    r
+}
+
+/// The status and JSON a print key answers for a print's outcome.
+fn print_answer(
+    state: &AppState,
+    key_id: i64,
+    sender: &str,
+    result: Result<crate::printing::Submitted, PrintError>,
+) -> (StatusCode, Value) {
+    let msg = |status, text: String| (status, json!({ "message": text }));
     match result {
         Ok(sub) => {
-            let who = sender.clone();
+            let who = sender.to_string();
             state.db.write_detached("count a print key use", move |s| {
                 s.record_print_key_use(key_id, &who, unix_now())
             });
-            json_response(
+            (
                 StatusCode::OK,
-                &json!({"status": sub.handed.as_str(), "message_id": sub.message_id}),
+                json!({"status": sub.handed.as_str(), "message_id": sub.message_id}),
             )
         }
         Err(PrintError::Render(e @ (RenderError::Busy | RenderError::ShuttingDown))) => {
-            message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+            msg(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
-        Err(PrintError::Render(e)) => message(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
-        Err(e @ PrintError::QueueFull(_)) => {
-            let mut r = message(StatusCode::TOO_MANY_REQUESTS, &e.to_string());
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            r
-        }
+        Err(PrintError::Render(e)) => msg(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e @ PrintError::QueueFull(_)) => msg(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
         Err(e) => {
             tracing::error!("print failed: {e}");
-            message(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            msg(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
+    }
+}
+
+/// Remembers, for 30 s, what each print answered, by key and content.
+#[derive(Debug, Default)]
+pub struct Dedupe {
+    recent: Mutex<HashMap<[u8; 32], (Instant, DedupeCell)>>,
+}
+
+type DedupeCell = std::sync::Arc<tokio::sync::OnceCell<(StatusCode, Value)>>;
+
+/// How long a print's answer is reused for the same content.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(30);
+
+impl Dedupe {
+    fn fingerprint(key_id: i64, mime: &str, sender: &str, no_face: bool, body: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(key_id.to_le_bytes());
+        for part in [mime.as_bytes(), sender.as_bytes(), &[no_face as u8]] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(body);
+        h.finalize().into()
+    }
+
+    /// The answer cell for this content, and whether this request is the
+    /// first to ask (within the window).
+    fn entry(&self, fingerprint: [u8; 32]) -> (DedupeCell, bool) {
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() > 256 {
+            recent.retain(|_, (at, _)| now.duration_since(*at) < DEDUPE_WINDOW);
+        }
+        match recent.get(&fingerprint) {
+            Some((at, cell)) if now.duration_since(*at) < DEDUPE_WINDOW => (cell.clone(), false),
+            _ => {
+                let cell = DedupeCell::default();
+                recent.insert(fingerprint, (now, cell.clone()));
+                (cell, true)
+            }
+        }
+    }
+
+    fn forget(&self, fingerprint: &[u8; 32]) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(fingerprint);
     }
 }
 
