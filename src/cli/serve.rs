@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// A folder whose message.html replaces the embedded message template.
     #[arg(long, env = "SIRIUS_TEMPLATES")]
     pub templates: Option<std::path::PathBuf>,
+    /// A folder of TTF/OTF/TTC fonts (a CJK font, a favourite typeface)
+    /// added to the embedded ones; messages can choose them by family name.
+    #[arg(long, env = "SIRIUS_FONTS")]
+    pub fonts: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -51,6 +55,7 @@ impl ServeArgs {
         config.printing.history = self.history.max(1);
         config.render.fetch_images = self.fetch_images;
         config.render.templates_dir = self.templates.clone();
+        config.render.fonts_dir = self.fonts.clone();
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
         Ok(config)
     }

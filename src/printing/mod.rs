@@ -139,6 +139,7 @@ impl Printing {
             sender: sender.to_string(),
             at,
             time_zone: self.config.time_zone.clone(),
+            font: Default::default(),
         };
         let kind = match content {
             Content::Html(_) => "html",
