@@ -48,6 +48,7 @@ fn envelope() -> Envelope {
         sender: "Key abcd".into(),
         at: jiff::Timestamp::from_second(1_795_511_100).unwrap(),
         time_zone: jiff::tz::TimeZone::UTC,
+        font: Default::default(),
     }
 }
 

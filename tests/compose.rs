@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
-use sirius::compose::{Content, Envelope, FetchPolicy, RenderConfig, RenderError, Renderer};
+use sirius::compose::{
+    Content, Envelope, FetchPolicy, MessageFont, RenderConfig, RenderError, Renderer,
+};
 use sirius::raster::{Dither, Page};
 
 fn renderer_with(fetch: FetchPolicy) -> Renderer {
@@ -28,6 +30,7 @@ fn envelope() -> Envelope {
         sender: "Key abcd".into(),
         at: "2026-11-24T09:05:00Z".parse().unwrap(),
         time_zone: jiff::tz::TimeZone::get("Europe/London").unwrap(),
+        font: MessageFont::Sans,
     }
 }
 
@@ -366,4 +369,393 @@ async fn concurrency_is_bounded_and_time_is_limited() {
         Err(e) => assert!(e.to_string().contains("longer than"), "{e}"),
     }
     hold.join().unwrap();
+}
+
+// ---- Emoji, added fonts and the font choice ----
+
+/// A page of `html` in a 60 px body, no template.
+fn big(text: &str) -> Page {
+    bare(&format!(
+        "<body style='margin:0;font-size:60px;line-height:1'>{text}</body>"
+    ))
+}
+
+#[test]
+fn emoji_print_as_pictures_not_boxes() {
+    // U+E000 is a private-use character no font has: the empty box.
+    let tofu = big("\u{E000}");
+    let thumbs = big("👍");
+    let party = big("🎉");
+    let rocket = big("🚀");
+    assert!(dark(&tofu, 0, 0, 384, 60) > 0, "the box is drawn");
+    // Today all three are the same empty box; with the emoji font each
+    // is its own picture.
+    assert_ne!(thumbs, tofu, "👍 is not the empty box");
+    assert_ne!(party, tofu, "🎉 is not the empty box");
+    assert_ne!(thumbs, party);
+    assert_ne!(party, rocket);
+    // A picture: more ink than the box's outline.
+    let ink = |p: &Page| dark(p, 0, 0, 384, p.height());
+    assert!(
+        ink(&thumbs) > ink(&tofu) * 3 / 2,
+        "{} vs {}",
+        ink(&thumbs),
+        ink(&tofu)
+    );
+    // In the middle of text, in any family, and after a named family the
+    // renderer does not have.
+    for family in ["serif", "monospace", "Georgia", "Comic Sans MS"] {
+        let with = bare(&format!(
+            "<body style='margin:0;font:40px {family}'>ok 🎉 ok</body>"
+        ));
+        let boxed = bare(&format!(
+            "<body style='margin:0;font:40px {family}'>ok \u{E000} ok</body>"
+        ));
+        assert_ne!(with, boxed, "{family}: the emoji is drawn");
+    }
+}
+
+fn envelope_from(sender: &str) -> Envelope {
+    Envelope {
+        sender: sender.into(),
+        ..envelope()
+    }
+}
+
+#[test]
+fn emoji_print_in_text_html_and_the_header() {
+    let r = renderer();
+    let page = |content: Content, sender: &str| {
+        r.render_message_blocking(&content, &envelope_from(sender))
+            .unwrap()
+            .page
+    };
+    // Text and HTML bodies.
+    for make in [
+        (|s: &str| Content::Text(s.into())) as fn(&str) -> Content,
+        |s: &str| Content::Html(format!("<p>{s}</p>")),
+    ] {
+        let a = page(make("Pizza 🍕 at 8"), "Ada");
+        let b = page(make("Pizza 🚀 at 8"), "Ada");
+        let boxed = page(make("Pizza \u{E000} at 8"), "Ada");
+        assert_ne!(a, boxed);
+        assert_ne!(a, b);
+    }
+    // The header line: "09:05 | 24-NOV-2026 | ADA 🐈" in its 18 px band.
+    let header = |p: &Page| {
+        let mut rows = Vec::new();
+        for y in 0..24 {
+            rows.push((0..384).map(|x| p.is_black(x, y)).collect::<Vec<_>>());
+        }
+        rows
+    };
+    let plain = page(Content::Text("hi".into()), "Ada");
+    let cat = page(Content::Text("hi".into()), "Ada 🐈");
+    let dog = page(Content::Text("hi".into()), "Ada 🐕");
+    let boxed = page(Content::Text("hi".into()), "Ada \u{E000}");
+    assert_ne!(header(&cat), header(&dog));
+    assert_ne!(header(&cat), header(&boxed));
+    assert!(dark(&cat, 0, 0, 384, 24) > dark(&plain, 0, 0, 384, 24) + 40);
+}
+
+/// The path of a real font file from a Debian package, installed when
+/// missing (the tests run as root; `apt-get` needs the network to the
+/// Debian mirrors).
+fn debian_font(package: &str, path: &str) -> std::path::PathBuf {
+    // One installation at a time: tests run in parallel, apt does not.
+    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _apt = APT.lock().unwrap_or_else(|e| e.into_inner());
+    let path = std::path::PathBuf::from(path);
+    if !path.exists() {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "(apt-get install -y {package} || (apt-get update && apt-get install -y {package})) >/dev/null 2>&1"
+            ))
+            .status();
+        assert!(
+            path.exists(),
+            "this test needs the Debian package {package} ({}): install it with `apt-get install {package}` ({status:?})",
+            path.display()
+        );
+    }
+    path
+}
+
+const CJK_FONT: (&str, &str) = (
+    "fonts-droid-fallback",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+);
+const CJK_FAMILY: &str = "Droid Sans Fallback";
+
+/// A fonts folder: a real CJK font in a subfolder, a file that is no font,
+/// a link to nowhere, and a note that is ignored.
+fn fonts_folder(name: &str) -> std::path::PathBuf {
+    let cjk = debian_font(CJK_FONT.0, CJK_FONT.1);
+    let dir = std::env::temp_dir().join(format!("sirius-fonts-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("droid")).unwrap();
+    std::fs::copy(&cjk, dir.join("droid/DroidSansFallbackFull.ttf")).unwrap();
+    std::fs::write(dir.join("broken.ttf"), b"this is not a font").unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere.otf"), dir.join("gone.otf")).unwrap();
+    std::fs::write(dir.join("README.txt"), b"fonts for the printer").unwrap();
+    dir
+}
+
+fn renderer_with_fonts(dir: &std::path::Path) -> Renderer {
+    Renderer::new(RenderConfig {
+        dither: Dither::Threshold,
+        fonts_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_fonts_folder_adds_families_and_bad_files_are_warnings() {
+    let dir = fonts_folder("add");
+    let r = renderer_with_fonts(&dir);
+    let names: Vec<String> = r.font_families().into_iter().map(|f| f.name).collect();
+    assert_eq!(
+        names,
+        [
+            "DejaVu Sans",
+            "DejaVu Serif",
+            "DejaVu Sans Mono",
+            CJK_FAMILY
+        ]
+    );
+    let choices: Vec<String> = r
+        .font_families()
+        .into_iter()
+        .map(|f| f.font.to_string())
+        .collect();
+    assert_eq!(choices, ["sans", "serif", "mono", CJK_FAMILY]);
+    // One warning per bad file, naming it; the note is not a font file.
+    let warnings = r.font_warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("broken.ttf") && w.contains("not a font")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("gone.otf") && w.contains("could not be read")),
+        "{warnings:?}"
+    );
+    // Chinese prints with the added font, in the default sans too (a
+    // fallback), and as boxes without it.
+    let text = Content::Text("你好，世界".into());
+    let with = r.render_message_blocking(&text, &envelope()).unwrap().page;
+    let without = renderer()
+        .render_message_blocking(&text, &envelope())
+        .unwrap()
+        .page;
+    let boxes = renderer()
+        .render_message_blocking(
+            &Content::Text("\u{E000}\u{E000}，\u{E000}\u{E000}".into()),
+            &envelope(),
+        )
+        .unwrap()
+        .page;
+    assert_ne!(with, without);
+    // Without the font, the five characters are five identical boxes.
+    assert_eq!(
+        dark(&without, 0, 24, 384, without.height()),
+        dark(&boxes, 0, 24, 384, boxes.height())
+    );
+    // The same folder, an unreadable one, and no folder: nothing crashes.
+    let missing = renderer_with_fonts(&dir.join("no-such-folder"));
+    assert_eq!(missing.font_warnings().len(), 1);
+    assert!(missing.font_warnings()[0].contains("no-such-folder"));
+    assert_eq!(missing.font_families().len(), 3);
+    assert!(missing.render_message_blocking(&text, &envelope()).is_ok());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_message_chooses_its_font() {
+    let dir = fonts_folder("choose");
+    let r = renderer_with_fonts(&dir);
+    let text = Content::Text("Hello, world. 0O1lI".into());
+    let page = |font: MessageFont| {
+        let e = Envelope { font, ..envelope() };
+        r.render_message_blocking(&text, &e).unwrap().page
+    };
+    let sans = page(MessageFont::Sans);
+    let serif = page(MessageFont::Serif);
+    let mono = page(MessageFont::Mono);
+    let added = page(MessageFont::Family(CJK_FAMILY.into()));
+    let added_any_case = page(MessageFont::parse(&CJK_FAMILY.to_uppercase()));
+    let unknown = page(MessageFont::Family("Comic Sans MS".into()));
+    assert_ne!(sans, serif);
+    assert_ne!(sans, mono);
+    assert_ne!(serif, mono);
+    assert_ne!(sans, added);
+    assert_eq!(added, added_any_case);
+    assert_eq!(unknown, sans, "an unknown family prints in sans");
+    assert_eq!(page(MessageFont::parse("serif")), serif);
+    // The header does not change with the body's font.
+    let band = |p: &Page| {
+        (0..24 * 384)
+            .map(|i| p.is_black(i % 384, i / 384))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(band(&sans), band(&serif));
+    assert_eq!(band(&sans), band(&mono));
+    // The default envelope is sans, and a renderer without a fonts folder
+    // prints it the same.
+    let default = renderer()
+        .render_message_blocking(&text, &envelope())
+        .unwrap()
+        .page;
+    assert_eq!(default, sans);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+// ---- Collapsed table borders ----
+
+/// Runs of black pixels along a line: (start, length).
+fn runs(line: impl IntoIterator<Item = bool>) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    let mut prev = false;
+    for (i, black) in line.into_iter().enumerate() {
+        let i = i as u32;
+        if black && prev {
+            out.last_mut().unwrap().1 += 1;
+        } else if black {
+            out.push((i, 1));
+        }
+        prev = black;
+    }
+    out
+}
+
+fn row_runs(page: &Page, y: u32) -> Vec<(u32, u32)> {
+    runs((0..page.width()).map(|x| page.is_black(x, y)))
+}
+
+fn column_runs(page: &Page, x: u32) -> Vec<(u32, u32)> {
+    runs((0..page.height()).map(|y| page.is_black(x, y)))
+}
+
+fn lengths(runs: &[(u32, u32)]) -> Vec<u32> {
+    runs.iter().map(|r| r.1).collect()
+}
+
+/// A table of empty cells, 40 × 30 px each, with `css` in a stylesheet.
+fn grid_table(css: &str, rows: usize, cols: usize) -> Page {
+    let row = format!("<tr>{}</tr>", "<td></td>".repeat(cols));
+    bare(&format!(
+        "<style>body {{ margin: 0 }} table {{ border-collapse: collapse }} \
+         td {{ width: 40px; height: 30px; padding: 0 }} {css}</style>\
+         <table>{}</table>",
+        row.repeat(rows)
+    ))
+}
+
+#[test]
+fn collapsed_cell_borders_print_as_a_grid() {
+    // A to-do grid: thin lines on every cell, from a stylesheet.
+    let page = grid_table("td { border: 1px solid black }", 3, 3);
+    let across = row_runs(&page, 15);
+    assert_eq!(
+        lengths(&across),
+        [1, 1, 1, 1],
+        "4 vertical lines: {across:?}"
+    );
+    let down = column_runs(&page, 20);
+    assert_eq!(lengths(&down), [1, 1, 1, 1], "4 horizontal lines: {down:?}");
+    // Cells are 40 px apart, and the lines run the table's full height
+    // and width.
+    let xs: Vec<u32> = across.iter().map(|r| r.0).collect();
+    assert!(
+        xs.windows(2).all(|w| (40..=42).contains(&(w[1] - w[0]))),
+        "{xs:?}"
+    );
+    let (top, bottom) = (down[0].0, down[3].0);
+    for &(x, _) in &across {
+        assert!(
+            (top..=bottom).all(|y| page.is_black(x, y)),
+            "line at x={x} is whole"
+        );
+    }
+    for &(y, _) in &down {
+        assert!(
+            (xs[0]..=xs[3]).all(|x| page.is_black(x, y)),
+            "line at y={y} is whole"
+        );
+    }
+
+    // Thick lines stay thick, shared ones are drawn once.
+    let thick = grid_table("td { border: 4px solid black }", 2, 2);
+    assert_eq!(lengths(&row_runs(&thick, 20)), [4, 4, 4]);
+    assert_eq!(lengths(&column_runs(&thick, 20)), [4, 4, 4]);
+}
+
+#[test]
+fn collapsed_league_table_prints_its_rules() {
+    // Only bottom borders, a thicker one under the header, as a league
+    // table has them: Blitz alone prints none of these.
+    let rows = "<tr><td></td><td></td></tr>".repeat(3);
+    let page = bare(&format!(
+        "<style>body {{ margin: 0 }} table {{ border-collapse: collapse; width: 100% }} \
+         th {{ border-bottom: 3px solid black; height: 30px }} \
+         td {{ border-bottom: 1px solid #000; height: 30px }}</style>\
+         <table><thead><tr><th></th><th></th></tr></thead><tbody>{rows}</tbody></table>"
+    ));
+    let down = column_runs(&page, 370);
+    assert_eq!(
+        lengths(&down),
+        [3, 1, 1, 1],
+        "rules under every row: {down:?}"
+    );
+    // They cross the whole table; there are no vertical lines.
+    for &(y, _) in &down {
+        assert!(
+            (0..384).all(|x| page.is_black(x, y)),
+            "rule at y={y} is full width"
+        );
+    }
+    assert!(row_runs(&page, down[1].0 + 15).is_empty());
+}
+
+#[test]
+fn collapsed_row_and_table_borders_print() {
+    // Borders on rows: horizontal lines only.
+    let page = grid_table("tr { border-bottom: 2px solid black }", 3, 2);
+    assert_eq!(lengths(&column_runs(&page, 20)), [2, 2, 2]);
+    assert!(row_runs(&page, 15).is_empty(), "no vertical lines");
+    // A border on the table alone: a frame.
+    let frame = grid_table("table { border: 4px solid black }", 2, 2);
+    let across = row_runs(&frame, 30);
+    assert_eq!(lengths(&across), [4, 4], "{across:?}");
+    assert_eq!(lengths(&column_runs(&frame, 30)), [4, 4]);
+    assert_eq!(
+        across[1].0 + 4 - across[0].0,
+        2 * 40 + 8,
+        "the frame holds the cells"
+    );
+    // The table's frame and thin cell lines: the wider wins on the edge.
+    let both = grid_table(
+        "table { border: 4px solid black } td { border: 1px solid black }",
+        2,
+        2,
+    );
+    assert_eq!(lengths(&row_runs(&both, 20)), [4, 1, 4]);
+    assert_eq!(lengths(&column_runs(&both, 20)), [4, 1, 4]);
+    // One thick cell among thin ones: its edges are thick, the rest thin.
+    let page = bare(
+        "<style>body { margin: 0 } table { border-collapse: collapse } \
+         td { width: 40px; height: 30px; padding: 0; border: 1px solid black } \
+         td.x { border: 5px solid black }</style>\
+         <table><tr><td class='x'></td><td></td></tr><tr><td></td><td></td></tr></table>",
+    );
+    assert_eq!(lengths(&row_runs(&page, 20)), [5, 5, 1]);
+    let second_row = column_runs(&page, 60);
+    assert_eq!(lengths(&second_row), [1, 1, 1]);
+    let y = second_row[1].0 + 15;
+    assert_eq!(lengths(&row_runs(&page, y)), [1, 1, 1]);
 }

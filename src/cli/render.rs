@@ -12,7 +12,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Outcome, read_input};
-use crate::compose::{Content, Envelope, FetchPolicy, RenderConfig, Renderer};
+use crate::compose::{Content, Envelope, FetchPolicy, MessageFont, RenderConfig, Renderer};
 use crate::protocol::commands::device_command_json;
 use crate::protocol::payload::encode_payload;
 use crate::protocol::{BridgeAddress, CommandKind, DeviceAddress};
@@ -46,6 +46,15 @@ pub struct RenderArgs {
     /// The time zone of the header, e.g. Europe/London (default the system's).
     #[arg(long, value_name = "NAME", value_parser = parse_time_zone)]
     pub time_zone: Option<jiff::tz::TimeZone>,
+    /// The typeface of the message body: sans (DejaVu Sans, the default),
+    /// serif, mono, or the name of a family from --fonts (an unknown name
+    /// prints in sans, with a warning).
+    #[arg(long, value_name = "FONT", default_value = "sans")]
+    pub font: MessageFont,
+    /// A folder of TTF/OTF/TTC fonts to use besides the embedded ones
+    /// (a file that cannot be read is a warning).
+    #[arg(long, env = "SIRIUS_FONTS", value_name = "DIR")]
+    pub fonts: Option<PathBuf>,
     /// Which remote pictures in HTML may be fetched.
     #[arg(long, value_name = "POLICY", default_value = "public")]
     pub fetch_images: FetchPolicy,
@@ -123,8 +132,25 @@ pub fn run(args: RenderArgs, json: bool) -> anyhow::Result<Outcome> {
         let renderer = Renderer::new(RenderConfig {
             fetch_images: args.fetch_images,
             dither,
+            fonts_dir: args.fonts.clone(),
             ..Default::default()
         });
+        if !renderer
+            .font_families()
+            .iter()
+            .any(|f| f.font == args.font || f.name.eq_ignore_ascii_case(args.font.as_str()))
+        {
+            let known: Vec<_> = renderer
+                .font_families()
+                .into_iter()
+                .map(|f| f.font.to_string())
+                .collect();
+            eprintln!(
+                "warning: no font family {:?}; printing in sans (known: {})",
+                args.font.as_str(),
+                known.join(", ")
+            );
+        }
         let envelope = Envelope {
             sender: args.from.clone().unwrap_or_else(|| "Sirius".into()),
             at: args.at.unwrap_or_else(jiff::Timestamp::now),
@@ -132,6 +158,7 @@ pub fn run(args: RenderArgs, json: bool) -> anyhow::Result<Outcome> {
                 .time_zone
                 .clone()
                 .unwrap_or_else(jiff::tz::TimeZone::system),
+            font: args.font.clone(),
         };
         let mut contents: Vec<(String, anyhow::Result<Content>)> = Vec::new();
         if let Some(path) = &args.html {

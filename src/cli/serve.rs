@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Let /metrics (Prometheus) answer any address, not only this machine.
     #[arg(long, env = "SIRIUS_METRICS_PUBLIC")]
     pub metrics_public: bool,
+    /// A folder of TTF/OTF/TTC fonts (a CJK font, a favourite typeface)
+    /// added to the embedded ones; messages can choose them by family name.
+    #[arg(long, env = "SIRIUS_FONTS")]
+    pub fonts: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -63,6 +67,7 @@ impl ServeArgs {
         config.printing.history = self.history.max(1);
         config.render.fetch_images = self.fetch_images;
         config.render.templates_dir = self.templates.clone();
+        config.render.fonts_dir = self.fonts.clone();
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
         config.printing.queue_limit = self.queue_limit.max(1);
         config.metrics_public = self.metrics_public;

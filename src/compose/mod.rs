@@ -9,7 +9,8 @@
 //! error a sender can read, never a hang.
 //!
 //! * [`template`]: the message template and the [`Envelope`].
-//! * [`fonts`]: the embedded DejaVu fonts, registered for HTML and SVG.
+//! * [`fonts`]: the embedded DejaVu and Noto Emoji fonts and those of a
+//!   `--fonts` folder, registered for HTML and SVG.
 //! * [`net`]: what a render may load (`data:` URIs, public pictures).
 //! * `html`: Blitz, the fixes for its quirks, pixels to a page.
 
@@ -25,8 +26,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use image::{DynamicImage, ImageFormat};
 
+pub use fonts::Fonts;
 pub use net::FetchPolicy;
-pub use template::Envelope;
+pub use template::{Envelope, MessageFont};
 
 use crate::raster::{Dither, ImageError, MAX_HEIGHT, PRINTER_WIDTH, Page, decode_image};
 
@@ -94,6 +96,8 @@ pub struct RenderConfig {
     pub dither: Dither,
     /// A folder whose `message.html` replaces the embedded template.
     pub templates_dir: Option<PathBuf>,
+    /// A folder of TTF/OTF/TTC files added to the embedded fonts.
+    pub fonts_dir: Option<PathBuf>,
 }
 
 impl Default for RenderConfig {
@@ -105,8 +109,19 @@ impl Default for RenderConfig {
             max_rows: MAX_HEIGHT,
             dither: Dither::FloydSteinberg,
             templates_dir: None,
+            fonts_dir: None,
         }
     }
+}
+
+/// A typeface a message may be printed in, for the compose page's choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FontFamily {
+    /// The choice, as an envelope takes it (`sans`, `serif`, `mono`, or
+    /// the family's name).
+    pub font: MessageFont,
+    /// The family's name, e.g. `DejaVu Serif`.
+    pub name: String,
 }
 
 /// Turns messages into pages. Cheap to clone, `Send + Sync`.
@@ -117,6 +132,7 @@ pub struct Renderer {
 
 struct Inner {
     config: RenderConfig,
+    fonts: Arc<Fonts>,
     agent: Option<ureq::Agent>,
     /// Renders running (one per core by default).
     permits: Arc<tokio::sync::Semaphore>,
@@ -130,15 +146,27 @@ struct Inner {
 const FETCH_WAIT: Duration = Duration::from_secs(6);
 
 impl Renderer {
+    /// A renderer with the embedded fonts and those of `config.fonts_dir`.
+    /// A fonts folder or file that cannot be used is logged as a warning
+    /// (and kept in [`Renderer::font_warnings`]); rendering goes on without
+    /// it.
     pub fn new(config: RenderConfig) -> Renderer {
         let agent = net::http_agent(config.fetch_images);
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
         let admissions = Arc::new(tokio::sync::Semaphore::new(
             (config.concurrency.max(1) * 4).max(4),
         ));
+        let fonts = Fonts::load(config.fonts_dir.as_deref());
+        for warning in fonts.warnings() {
+            tracing::warn!("{warning}");
+        }
+        if !fonts.added_families().is_empty() {
+            tracing::info!(families = ?fonts.added_families(), "fonts added");
+        }
         Renderer {
             inner: Arc::new(Inner {
                 config,
+                fonts,
                 agent,
                 permits,
                 admissions,
@@ -149,6 +177,56 @@ impl Renderer {
 
     pub fn config(&self) -> &RenderConfig {
         &self.inner.config
+    }
+
+    /// The typefaces a message may choose: DejaVu Sans (`sans`, the
+    /// default), DejaVu Serif (`serif`), DejaVu Sans Mono (`mono`), then
+    /// the families added with `--fonts`, by name.
+    pub fn font_families(&self) -> Vec<FontFamily> {
+        let embedded = [
+            (MessageFont::Sans, "DejaVu Sans"),
+            (MessageFont::Serif, "DejaVu Serif"),
+            (MessageFont::Mono, "DejaVu Sans Mono"),
+        ]
+        .map(|(font, name)| FontFamily {
+            font,
+            name: name.into(),
+        });
+        let added = self
+            .inner
+            .fonts
+            .added_families()
+            .iter()
+            .map(|name| FontFamily {
+                font: MessageFont::Family(name.clone()),
+                name: name.clone(),
+            });
+        embedded.into_iter().chain(added).collect()
+    }
+
+    /// What could not be loaded from the fonts folder, naming each file.
+    pub fn font_warnings(&self) -> &[String] {
+        self.inner.fonts.warnings()
+    }
+
+    /// The CSS `font-family` of a message body in `font`: an unknown
+    /// family is sans.
+    fn font_css(&self, font: &MessageFont) -> String {
+        match font {
+            MessageFont::Sans => "sans-serif".into(),
+            MessageFont::Serif => "serif".into(),
+            MessageFont::Mono => "monospace".into(),
+            MessageFont::Family(name) => {
+                let added = self.inner.fonts.added_families();
+                match added.iter().find(|a| a.eq_ignore_ascii_case(name.trim())) {
+                    Some(family) => format!("{}, sans-serif", template::css_family(family)),
+                    None => match MessageFont::parse(name) {
+                        MessageFont::Family(_) => "sans-serif".into(),
+                        builtin => self.font_css(&builtin),
+                    },
+                }
+            }
+        }
     }
 
     /// HTML to a page, on this thread. `bare` renders the document as given;
@@ -176,6 +254,7 @@ impl Renderer {
             agent: self.inner.agent.clone(),
             fetch_deadline: started + wait,
             max_rows: self.inner.config.max_rows,
+            fonts: &self.inner.fonts,
         };
         // Blitz is young: a panic inside it is an error for this message,
         // not a crash of the server.
@@ -198,18 +277,17 @@ impl Renderer {
         envelope: &Envelope,
     ) -> Result<Rendered, RenderError> {
         let dir = self.inner.config.templates_dir.as_deref();
-        let html = match content {
-            Content::Html(h) => {
-                template::render_message_html(template::Body::Html(h), envelope, dir)?
-            }
-            Content::Text(t) => {
-                template::render_message_html(template::Body::Text(t), envelope, dir)?
-            }
+        let family = self.font_css(&envelope.font);
+        let src;
+        let body = match content {
+            Content::Html(h) => template::Body::Html(h),
+            Content::Text(t) => template::Body::Text(t),
             Content::Image(bytes) => {
-                let src = picture_data_uri(bytes)?;
-                template::render_message_html(template::Body::Image(&src), envelope, dir)?
+                src = picture_data_uri(bytes)?;
+                template::Body::Image(&src)
             }
         };
+        let html = template::render_message_html(body, envelope, &family, dir)?;
         self.render_document(&html)
     }
 

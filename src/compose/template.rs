@@ -4,7 +4,8 @@
 //! on a white page 384 px wide: 1 px top margin, 80 px bottom margin so the
 //! end clears the tear bar, ~30 px sans body, and a centred bold uppercase
 //! header line `HH:MM | DD-MON-YYYY | SENDER` (18 px) in the envelope's time
-//! zone. Text is HTML-escaped and keeps its line breaks (`pre-wrap`), long
+//! zone. The body's typeface is the envelope's [`MessageFont`]; the header
+//! is always DejaVu Sans Bold. Text is HTML-escaped and keeps its line breaks (`pre-wrap`), long
 //! words wrap anywhere; HTML goes in as the body; a picture is full width.
 //! A folder given as `templates_dir` may hold its own `message.html`, which
 //! then wins over the embedded one.
@@ -20,12 +21,87 @@ use super::RenderError;
 const MESSAGE_TEMPLATE: &str = include_str!("../../assets/templates/message.html");
 const MESSAGE_NAME: &str = "message.html";
 
-/// Who sent a message and when: the header line of the printed page.
+/// Who sent a message and when (the header line of the printed page), and
+/// the typeface of its body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
     pub sender: String,
     pub at: jiff::Timestamp,
     pub time_zone: jiff::tz::TimeZone,
+    /// The body's typeface (text, and HTML that names none of its own).
+    pub font: MessageFont,
+}
+
+/// The typeface a message is printed in: one of the embedded DejaVu
+/// families, or a family added with `--fonts`. Written as `sans`, `serif`,
+/// `mono` or the family's name (print keys' `?font=`, the compose page, the
+/// API); a name the renderer does not know prints in sans.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum MessageFont {
+    /// DejaVu Sans, the default.
+    #[default]
+    Sans,
+    /// DejaVu Serif.
+    Serif,
+    /// DejaVu Sans Mono.
+    Mono,
+    /// A family by name, e.g. one added with `--fonts`.
+    Family(String),
+}
+
+impl MessageFont {
+    /// Reads a choice: `sans`, `serif`, `mono` (or the CSS names
+    /// `sans-serif`, `monospace`, and the DejaVu family names), any case;
+    /// anything else is a family name. An empty string is sans.
+    pub fn parse(s: &str) -> MessageFont {
+        let s = s.trim();
+        match s.to_ascii_lowercase().as_str() {
+            "" | "sans" | "sans-serif" | "dejavu sans" => MessageFont::Sans,
+            "serif" | "dejavu serif" => MessageFont::Serif,
+            "mono" | "monospace" | "dejavu sans mono" => MessageFont::Mono,
+            _ => MessageFont::Family(s.to_owned()),
+        }
+    }
+
+    /// The choice as written: `sans`, `serif`, `mono` or the family name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            MessageFont::Sans => "sans",
+            MessageFont::Serif => "serif",
+            MessageFont::Mono => "mono",
+            MessageFont::Family(name) => name,
+        }
+    }
+}
+
+impl std::str::FromStr for MessageFont {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(MessageFont::parse(s))
+    }
+}
+
+impl std::fmt::Display for MessageFont {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A CSS `font-family` value for a family name: a quoted string with
+/// everything but letters, digits, spaces, `-` and `_` escaped, so no name
+/// can end the string or the `<style>` element.
+pub(crate) fn css_family(name: &str) -> String {
+    let mut out = String::from("\"");
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == ' ' || c == '-' || c == '_' {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\{:x} ", c as u32));
+        }
+    }
+    out.push('"');
+    out
 }
 
 impl Envelope {
@@ -35,6 +111,7 @@ impl Envelope {
             sender: sender.into(),
             at: jiff::Timestamp::now(),
             time_zone: jiff::tz::TimeZone::system(),
+            font: MessageFont::Sans,
         }
     }
 
@@ -64,11 +141,14 @@ fn embedded_env() -> &'static Environment<'static> {
     })
 }
 
-/// Fills the message template. A `message.html` in `templates_dir`, when
-/// there is one, replaces the embedded template.
+/// Fills the message template. `font_family` is the body's CSS
+/// `font-family` value, trusted (the renderer makes it from the envelope's
+/// font). A `message.html` in `templates_dir`, when there is one, replaces
+/// the embedded template.
 pub(crate) fn render_message_html(
     body: Body<'_>,
     envelope: &Envelope,
+    font_family: &str,
     templates_dir: Option<&Path>,
 ) -> Result<String, RenderError> {
     let (kind, html, text, image_src) = match body {
@@ -79,6 +159,8 @@ pub(crate) fn render_message_html(
     let ctx = context! {
         header => envelope.header(),
         sender => &envelope.sender,
+        font => envelope.font.as_str(),
+        font_family => minijinja::Value::from_safe_string(font_family.to_owned()),
         kind => kind,
         html => html,
         text => text,
@@ -114,8 +196,11 @@ mod tests {
             sender: sender.into(),
             at: "2026-11-24T09:05:00Z".parse().unwrap(),
             time_zone: jiff::tz::TimeZone::get("Europe/London").unwrap(),
+            font: MessageFont::Sans,
         }
     }
+
+    const SANS: &str = "sans-serif";
 
     #[test]
     fn header_line() {
@@ -130,12 +215,12 @@ mod tests {
 
     #[test]
     fn text_is_escaped_html_is_not() {
-        let t = render_message_html(Body::Text("<b>hi</b>"), &envelope("a"), None).unwrap();
+        let t = render_message_html(Body::Text("<b>hi</b>"), &envelope("a"), SANS, None).unwrap();
         assert!(t.contains("&lt;b&gt;hi&lt;"), "{t}");
         assert!(!t.contains("<b>"));
-        let h = render_message_html(Body::Html("<b>hi</b>"), &envelope("a"), None).unwrap();
+        let h = render_message_html(Body::Html("<b>hi</b>"), &envelope("a"), SANS, None).unwrap();
         assert!(h.contains("<b>hi</b>"));
-        let s = render_message_html(Body::Text("x"), &envelope("<script>"), None).unwrap();
+        let s = render_message_html(Body::Text("x"), &envelope("<script>"), SANS, None).unwrap();
         assert!(s.contains("&lt;SCRIPT&gt;"));
     }
 
@@ -144,8 +229,42 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sirius-tpl-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("message.html"), "<p>{{ header }}</p>").unwrap();
-        let out = render_message_html(Body::Text("x"), &envelope("a"), Some(&dir)).unwrap();
+        let out = render_message_html(Body::Text("x"), &envelope("a"), SANS, Some(&dir)).unwrap();
         assert_eq!(out, "<p>09:05 | 24-NOV-2026 | A</p>");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn font_choices_read_and_written() {
+        assert_eq!(MessageFont::parse("sans"), MessageFont::Sans);
+        assert_eq!(MessageFont::parse(""), MessageFont::Sans);
+        assert_eq!(MessageFont::parse("Serif"), MessageFont::Serif);
+        assert_eq!(MessageFont::parse("monospace"), MessageFont::Mono);
+        assert_eq!(MessageFont::parse("DejaVu Sans Mono"), MessageFont::Mono);
+        assert_eq!(
+            MessageFont::parse(" Noto Sans CJK JP "),
+            MessageFont::Family("Noto Sans CJK JP".into())
+        );
+        for f in ["sans", "serif", "mono", "Fira Code"] {
+            assert_eq!(MessageFont::parse(f).as_str(), f);
+        }
+    }
+
+    #[test]
+    fn family_names_cannot_break_out_of_css() {
+        assert_eq!(css_family("Fira Code"), "\"Fira Code\"");
+        let evil = css_family("x\"; } </style><script>");
+        assert!(
+            !evil[1..evil.len() - 1].contains(['"', '<', '>', '}', ';']),
+            "{evil}"
+        );
+        let html = render_message_html(
+            Body::Text("hi"),
+            &envelope("a"),
+            &format!("{evil}, sans-serif"),
+            None,
+        )
+        .unwrap();
+        assert!(!html.contains("<script>"), "{html}");
     }
 }

@@ -112,13 +112,24 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
     })
 }
 
-async fn one(target: &Target, ctype: &str, body: Bytes, timeout: Duration) -> anyhow::Result<u16> {
+/// One POST. Each request names its own sender (`from=load-N`), so the
+/// server's de-duplication of the same content within 30 s does not fold
+/// a load of repeated bodies into one print.
+async fn one(
+    target: &Target,
+    index: usize,
+    ctype: &str,
+    body: Bytes,
+    timeout: Duration,
+) -> anyhow::Result<u16> {
+    let sep = if target.path.contains('?') { '&' } else { '?' };
+    let path = format!("{}{sep}from=load-{index}", target.path);
     let work = async {
         let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        let req = Request::post(&target.path)
+        let req = Request::post(&path)
             .header("host", format!("{}:{}", target.host, target.port))
             .header("content-type", ctype)
             .body(Full::new(body))?;
@@ -159,7 +170,7 @@ pub async fn run_post_load(opts: PostLoadOptions) -> anyhow::Result<PostLoadRepo
                 }
                 let (ctype, body) = &bodies[i % bodies.len()];
                 let t = Instant::now();
-                let r = one(&target, ctype, body.clone(), timeout).await;
+                let r = one(&target, i, ctype, body.clone(), timeout).await;
                 results.push((r.map_err(|e| format!("{e:#}")), t.elapsed()));
             }
             results

@@ -116,6 +116,8 @@ pub struct PrintOptions {
     pub at: Option<jiff::Timestamp>,
     /// Print without the printer's face (`set_delivery_and_print_no_face`).
     pub no_face: bool,
+    /// The body's typeface (text and HTML without their own fonts).
+    pub font: crate::compose::MessageFont,
 }
 
 impl PrintOptions {
@@ -185,6 +187,7 @@ impl Printing {
             sender: sender.to_string(),
             at,
             time_zone: self.config.time_zone.clone(),
+            font: options.font.clone(),
         };
         let kind = match content {
             Content::Html(_) => "html",

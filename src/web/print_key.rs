@@ -367,7 +367,8 @@ async fn post(
         }
     };
     let no_face = face_from_query(query.as_deref());
-    let fingerprint = Dedupe::fingerprint(key_id, &mime, &sender, no_face, &body);
+    let font = font_from_query(query.as_deref());
+    let fingerprint = Dedupe::fingerprint(key_id, &mime, &sender, no_face, font.as_str(), &body);
     let content = if mime == "text/html" {
         Content::Html(String::from_utf8_lossy(&body).into_owned())
     } else if mime.starts_with("image/") {
@@ -402,6 +403,7 @@ async fn post(
             let options = PrintOptions {
                 print_key_id: Some(key_id),
                 no_face,
+                font,
                 ..Default::default()
             };
             let result = state
@@ -472,11 +474,23 @@ type DedupeCell = std::sync::Arc<tokio::sync::OnceCell<(StatusCode, Value)>>;
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(30);
 
 impl Dedupe {
-    fn fingerprint(key_id: i64, mime: &str, sender: &str, no_face: bool, body: &[u8]) -> [u8; 32] {
+    fn fingerprint(
+        key_id: i64,
+        mime: &str,
+        sender: &str,
+        no_face: bool,
+        font: &str,
+        body: &[u8],
+    ) -> [u8; 32] {
         use sha2::Digest as _;
         let mut h = sha2::Sha256::new();
         h.update(key_id.to_le_bytes());
-        for part in [mime.as_bytes(), sender.as_bytes(), &[no_face as u8]] {
+        for part in [
+            mime.as_bytes(),
+            sender.as_bytes(),
+            &[no_face as u8],
+            font.as_bytes(),
+        ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
@@ -508,6 +522,19 @@ impl Dedupe {
             .unwrap_or_else(|e| e.into_inner())
             .remove(fingerprint);
     }
+}
+
+/// `?font=sans|serif|mono` (or a family added with `--fonts`) for the
+/// body; sans when absent or unknown to the renderer.
+fn font_from_query(query: Option<&str>) -> crate::compose::MessageFont {
+    query
+        .and_then(|q| {
+            q.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (k == "font").then(|| crate::compose::MessageFont::parse(&percent_decode(v)))
+            })
+        })
+        .unwrap_or_default()
 }
 
 /// `?face=none` (or `noface`): print without the printer's face.
