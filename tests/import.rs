@@ -365,7 +365,8 @@ fn check_print_keys(store: &Store, report: &Value, kitchen_id: i64, ada_id: i64)
 
 /// The page generate.py drew: 8-pixel squares, every third black.
 fn stored_page(seed: u32, height: u32) -> sirius::raster::Page {
-    sirius::raster::Page::from_fn(384, height, |x, y| (x / 8 + y / 8 + seed) % 3 == 0).unwrap()
+    sirius::raster::Page::from_fn(384, height, |x, y| (x / 8 + y / 8 + seed).is_multiple_of(3))
+        .unwrap()
 }
 
 /// The second run adds nothing and changes no row.

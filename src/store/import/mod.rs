@@ -131,6 +131,15 @@ struct ClaimToMake {
     order: i64,
 }
 
+/// Per hardware xor, the newest earlier printer row that used a code:
+/// (created, id) to compare, its code, name and owner.
+struct NewestRow {
+    when: (i64, i64),
+    code: String,
+    name: Option<String>,
+    owner: Option<i64>,
+}
+
 /// A message's page, converted before the transaction starts.
 struct PreparedPage {
     png: Vec<u8>,
@@ -534,7 +543,7 @@ fn import_claims(
     // The code each printer row uses gives its link key: make sure it is a
     // claim (a printer may use a code that has no claim_code row), and find,
     // per xor, the code of the newest printer row.
-    let mut current: HashMap<u32, (i64, i64, String, Option<String>, Option<i64>)> = HashMap::new();
+    let mut current: HashMap<u32, NewestRow> = HashMap::new();
     for p in &data.printers {
         let Some(text) = p
             .used_claim_code
@@ -565,11 +574,17 @@ fn import_claims(
             });
         }
         let key = (p.created.unwrap_or(0), p.id);
-        let newer = current
-            .get(&xor)
-            .is_none_or(|(created, id, ..)| key > (*created, *id));
+        let newer = current.get(&xor).is_none_or(|row| key > row.when);
         if newer {
-            current.insert(xor, (key.0, key.1, canonical, p.name.clone(), p.owner_id));
+            current.insert(
+                xor,
+                NewestRow {
+                    when: key,
+                    code: canonical,
+                    name: p.name.clone(),
+                    owner: p.owner_id,
+                },
+            );
         }
     }
 
@@ -577,14 +592,14 @@ fn import_claims(
         claims.sort_by_key(|c| (c.created, c.order));
         // The code the newest printer row used goes last: it becomes the
         // newest claim, with that printer's name and owner.
-        if let Some((_, _, code, name, owner)) = current.get(&xor)
-            && let Some(i) = claims.iter().position(|c| &c.canonical == code)
+        if let Some(row) = current.get(&xor)
+            && let Some(i) = claims.iter().position(|c| c.canonical == row.code)
         {
             let mut c = claims.remove(i);
-            if let Some(name) = fitting_name(name.as_deref()) {
+            if let Some(name) = fitting_name(row.name.as_deref()) {
                 c.name = Some(name);
             }
-            if let Some(owner) = owner.filter(|o| user_map.contains_key(o)) {
+            if let Some(owner) = row.owner.filter(|o| user_map.contains_key(o)) {
                 c.old_user = owner;
             }
             claims.push(c);
