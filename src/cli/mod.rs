@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 pub mod emulate;
+pub mod import;
 pub mod inspect;
 pub mod keys;
 pub mod messages;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Emulate a bridge and printer, or generate load, against a server.
     #[command(subcommand)]
     Emulate(emulate::Emulate),
+    /// Bring users, printers, print keys and messages over from the earlier
+    /// (Python) Sirius server's database.
+    Import(import::ImportArgs),
 }
 
 /// Runs the command line and turns the outcome into an exit code: 0 when
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(cmd) => inspect::run(cmd, cli.json),
         Command::Render(args) => render::run(args, cli.json),
         Command::Emulate(cmd) => emulate::run(cmd, cli.json),
+        Command::Import(args) => import::run(args, &cli.db, cli.json),
     };
     match outcome {
         Ok(Outcome::AllValid) => ExitCode::SUCCESS,

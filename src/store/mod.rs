@@ -15,6 +15,7 @@
 //!   mark.
 //! * [`messages`]: every message and its delivery state (the queue).
 //! * [`print_keys`]: secret URLs that print to one printer.
+//! * [`import`]: bringing data over from the earlier (Python) server.
 //!
 //! The store is synchronous: one writing connection behind a mutex and a
 //! few read-only ones (WAL, so reads never wait for the writer), statements
@@ -26,6 +27,7 @@ pub mod bridges;
 pub mod claims;
 pub mod commands;
 pub mod db;
+pub mod import;
 pub mod messages;
 pub mod print_keys;
 pub mod printers;
