@@ -30,6 +30,8 @@ pub struct ServeConfig {
     pub render: RenderConfig,
     /// How people reach this server (`SIRIUS_PUBLIC_URL`), for examples.
     pub public_url: Option<String>,
+    /// Announce the web app on the local network ([`crate::mdns`]).
+    pub mdns: bool,
 }
 
 impl ServeConfig {
@@ -42,6 +44,7 @@ impl ServeConfig {
             printing: PrintingConfig::default(),
             render: RenderConfig::default(),
             public_url: None,
+            mdns: true,
         }
     }
 }
@@ -106,6 +109,8 @@ pub fn return_big_buffers_promptly() {
 pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     raise_open_files_limit();
     return_big_buffers_promptly();
+    // One server per database, and no restore under it (crate::lockfile).
+    let lock = crate::lockfile::DbLock::try_acquire(&config.db)?;
     let db = config.db.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&db))
         .await?
@@ -129,9 +134,17 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let queue = printing.start(shutdown_rx.clone());
+    let announcement = config
+        .mdns
+        .then(|| crate::mdns::announce(config.listen.ip(), addr.port()))
+        .flatten();
     let task = tokio::spawn(async move {
+        let _lock = lock;
         serve(listener, state, shutdown_rx).await;
         let _ = queue.await;
+        if let Some(a) = announcement {
+            let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+        }
     });
     tracing::info!(%addr, db = %config.db.display(), "Sirius is listening; point bridges at ws://THIS-HOST:{}/api/v1/connection", addr.port());
     Ok(RunningServer {

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// A folder whose message.html replaces the embedded message template.
     #[arg(long, env = "SIRIUS_TEMPLATES")]
     pub templates: Option<std::path::PathBuf>,
+    /// Don't announce the web app on the local network (mDNS, as "Sirius
+    /// on HOSTNAME").
+    #[arg(long, env = "SIRIUS_NO_MDNS")]
+    pub no_mdns: bool,
 }
 
 impl ServeArgs {
@@ -51,6 +55,7 @@ impl ServeArgs {
         config.printing.history = self.history.max(1);
         config.render.fetch_images = self.fetch_images;
         config.render.templates_dir = self.templates.clone();
+        config.mdns = !self.no_mdns;
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
         Ok(config)
     }
