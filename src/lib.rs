@@ -7,11 +7,14 @@
 //! [`emulator`] plays bridges and printers for tests and load; [`cli`] is
 //! the thin command-line edge.
 
+pub mod backup;
 pub mod bridge;
 pub mod cli;
 pub mod compose;
 pub mod emulator;
 pub mod metrics;
+pub mod lockfile;
+pub mod mdns;
 pub mod printing;
 pub mod protocol;
 pub mod raster;

@@ -67,6 +67,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// `/metrics` answers other addresses than loopback.
     pub metrics_public: bool,
+    /// Announce the web app on the local network ([`crate::mdns`]).
+    pub mdns: bool,
 }
 
 impl ServeConfig {
@@ -81,6 +83,7 @@ impl ServeConfig {
             http: HttpLimits::default(),
             public_url: None,
             metrics_public: false,
+            mdns: true,
         }
     }
 }
@@ -145,6 +148,8 @@ pub fn return_big_buffers_promptly() {
 pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     raise_open_files_limit();
     return_big_buffers_promptly();
+    // One server per database, and no restore under it (crate::lockfile).
+    let lock = crate::lockfile::DbLock::try_acquire(&config.db)?;
     let path = config.db.clone();
     let hub_config = config.hub.clone();
     let hub = tokio::task::spawn_blocking(move || {
@@ -176,9 +181,17 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let http = config.http.clone();
     let queue = printing.start(shutdown_rx.clone());
+    let announcement = config
+        .mdns
+        .then(|| crate::mdns::announce(config.listen.ip(), addr.port()))
+        .flatten();
     let task = tokio::spawn(async move {
+        let _lock = lock;
         serve(listener, state, http, shutdown_rx).await;
         let _ = queue.await;
+        if let Some(a) = announcement {
+            let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+        }
     });
     tracing::info!(%addr, db = %config.db.display(), "Sirius is listening; point bridges at ws://THIS-HOST:{}/api/v1/connection", addr.port());
     Ok(RunningServer {

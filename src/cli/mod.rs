@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+pub mod backup;
+pub mod config;
 pub mod emulate;
 pub mod import;
 pub mod inspect;
@@ -65,14 +67,23 @@ pub enum Command {
     /// Bring users, printers, print keys and messages over from the earlier
     /// (Python) Sirius server's database.
     Import(import::ImportArgs),
+    /// The settings `serve` would use and where each came from (takes the
+    /// same flags as `serve`).
+    Config(config::ConfigArgs),
+    /// Copy the database while the server runs (a consistent snapshot).
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of the database (the server must be stopped).
+    Restore(backup::RestoreArgs),
 }
 
 /// Runs the command line and turns the outcome into an exit code: 0 when
 /// every input was fine, 1 when any was invalid (after answering all of
 /// them), 2 when the command itself could not run.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging();
+    config::warn_unknown_env();
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args, &cli.db),
         Command::User(cmd) => users::run(cmd, &cli.db, cli.json),
@@ -84,6 +95,9 @@ pub fn main() -> ExitCode {
         Command::Render(args) => render::run(args, cli.json),
         Command::Emulate(cmd) => emulate::run(cmd, cli.json),
         Command::Import(args) => import::run(args, &cli.db, cli.json),
+        Command::Config(args) => config::run(args, &cli.db, cli.json, &matches),
+        Command::Backup(args) => backup::backup(args, &cli.db, cli.json),
+        Command::Restore(args) => backup::restore(args, &cli.db, cli.json),
     };
     match outcome {
         Ok(Outcome::AllValid) => ExitCode::SUCCESS,
@@ -113,7 +127,7 @@ impl Outcome {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SIRIUS_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env(config::LOG_ENV)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: under systemd the journal gets plain text.
     let _ = tracing_subscriber::fmt()

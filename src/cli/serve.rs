@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// added to the embedded ones; messages can choose them by family name.
     #[arg(long, env = "SIRIUS_FONTS")]
     pub fonts: Option<std::path::PathBuf>,
+    /// Don't announce the web app on the local network (mDNS, as "Sirius
+    /// on HOSTNAME").
+    #[arg(long, env = "SIRIUS_NO_MDNS")]
+    pub no_mdns: bool,
 }
 
 impl ServeArgs {
@@ -68,6 +72,7 @@ impl ServeArgs {
         config.render.fetch_images = self.fetch_images;
         config.render.templates_dir = self.templates.clone();
         config.render.fonts_dir = self.fonts.clone();
+        config.mdns = !self.no_mdns;
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
         config.printing.queue_limit = self.queue_limit.max(1);
         config.metrics_public = self.metrics_public;
