@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+pub mod assets;
 pub mod emulate;
 pub mod inspect;
 pub mod keys;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Emulate a bridge and printer, or generate load, against a server.
     #[command(subcommand)]
     Emulate(emulate::Emulate),
+    /// Write the man pages and shell completions into a folder (for packaging).
+    #[command(hide = true)]
+    GenerateAssets(assets::AssetsArgs),
 }
 
 /// Runs the command line and turns the outcome into an exit code: 0 when
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(cmd) => inspect::run(cmd, cli.json),
         Command::Render(args) => render::run(args, cli.json),
         Command::Emulate(cmd) => emulate::run(cmd, cli.json),
+        Command::GenerateAssets(args) => assets::run(args, cli.json),
     };
     match outcome {
         Ok(Outcome::AllValid) => ExitCode::SUCCESS,
