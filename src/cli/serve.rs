@@ -37,6 +37,15 @@ pub struct ServeArgs {
     /// A folder whose message.html replaces the embedded message template.
     #[arg(long, env = "SIRIUS_TEMPLATES")]
     pub templates: Option<std::path::PathBuf>,
+    /// Messages waiting per printer at most; past it a print is refused
+    /// (HTTP 429, "the queue is full") and nothing queued is dropped.
+    #[arg(long, env = "SIRIUS_QUEUE_LIMIT", default_value_t = 100)]
+    pub queue_limit: usize,
+    /// Connections open at once, bridges included; more are answered 503
+    /// and closed. One address may hold a sixteenth of them (loopback is
+    /// exempt).
+    #[arg(long, env = "SIRIUS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 impl ServeArgs {
@@ -52,6 +61,9 @@ impl ServeArgs {
         config.render.fetch_images = self.fetch_images;
         config.render.templates_dir = self.templates.clone();
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
+        config.printing.queue_limit = self.queue_limit.max(1);
+        config.http.max_connections = self.max_connections.max(1);
+        config.http.max_per_ip = (self.max_connections / 16).max(16);
         Ok(config)
     }
 }

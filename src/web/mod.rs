@@ -20,6 +20,8 @@ use crate::printing::Printing;
 
 /// What every route can reach.
 pub struct AppState {
+    /// The database, for async code (see [`crate::store::db`]).
+    pub db: crate::store::Db,
     pub hub: Arc<Hub>,
     pub printing: Arc<Printing>,
     /// The port we listen on, for the hints on the status page.
@@ -27,6 +29,8 @@ pub struct AppState {
     /// `SIRIUS_PUBLIC_URL`: how people reach this server, for examples.
     pub public_url: Option<String>,
     pub print_key_limiter: print_key::RateLimiter,
+    /// Time for a whole request body to arrive.
+    pub body_deadline: std::time::Duration,
 }
 
 pub type Body = Full<Bytes>;
@@ -46,11 +50,11 @@ pub async fn handle(
         .strip_prefix("/_/messages/")
         .and_then(|p| p.strip_suffix(".png"))
     {
-        return Ok(message_png(&state, id));
+        return Ok(message_png(&state, id).await);
     }
     let resp = match (req.method(), path.as_str()) {
         (_, "/api/v1/connection") => upgrade::upgrade(&state.hub, req, remote),
-        (&Method::GET | &Method::HEAD, "/") => status_page(&state),
+        (&Method::GET | &Method::HEAD, "/") => status_page(&state).await,
         (&Method::GET | &Method::HEAD, "/healthz") => {
             json_response(StatusCode::OK, &healthz(&state))
         }
@@ -92,11 +96,11 @@ fn html_response(html: String) -> Response<Body> {
 }
 
 /// A message's page, as it printed (for thumbnails on the status page).
-fn message_png(state: &AppState, id: &str) -> Response<Body> {
+async fn message_png(state: &AppState, id: &str) -> Response<Body> {
     let Ok(id) = id.parse::<i64>() else {
         return text_response(StatusCode::NOT_FOUND, "not found\n");
     };
-    match state.hub.store.message_page(id) {
+    match state.db.read(move |s| s.message_page(id)).await {
         Ok(Some(png)) => {
             let mut r = Response::new(Full::new(Bytes::from(png)));
             r.headers_mut()
@@ -128,7 +132,9 @@ fn healthz(state: &AppState) -> Value {
 fn stats(state: &AppState) -> Value {
     let hub = &state.hub;
     let mut v = hub.stats.to_json();
-    v["store_writes"] = hub.store.writes().into();
+    v["store_writes"] = state.db.store().writes().into();
+    v["store_writes_waiting"] = state.db.writes_waiting().into();
+    v["store_writes_dropped"] = state.db.writes_dropped().into();
     v["bridges_connected"] = hub.bridges_connected().into();
     v["printers_online"] = hub.printers_online().into();
     v["bridge_sessions"] = hub.live_sessions().into();
@@ -144,13 +150,25 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
-fn status_page(state: &AppState) -> Response<Body> {
+async fn status_page(state: &AppState) -> Response<Body> {
     let hub = &state.hub;
     let live = hub.live_bridges();
-    let stored = match hub.store.list_bridges() {
-        Ok(b) => b,
+    let read = state
+        .db
+        .read(|s| {
+            let bridges = s.list_bridges()?;
+            let printers = s.list_printers()?;
+            let mut messages = Vec::with_capacity(printers.len());
+            for p in &printers {
+                messages.push(s.recent_messages(p.id, 5)?);
+            }
+            Ok::<_, crate::store::StoreError>((bridges, printers, messages))
+        })
+        .await;
+    let (stored, printers, recent) = match read {
+        Ok(r) => r,
         Err(e) => {
-            tracing::error!("status page: could not read bridges: {e}");
+            tracing::error!("status page: could not read the database: {e}");
             return text_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the database could not be read; see the server log\n",
@@ -172,23 +190,11 @@ fn status_page(state: &AppState) -> Response<Body> {
             })
         })
         .collect();
-    let printers = match hub.store.list_printers() {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("status page: could not read printers: {e}");
-            return text_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the database could not be read; see the server log\n",
-            );
-        }
-    };
     let printers: Vec<Value> = printers
         .iter()
-        .map(|p| {
-            let messages: Vec<Value> = hub
-                .store
-                .recent_messages(p.id, 5)
-                .unwrap_or_default()
+        .zip(&recent)
+        .map(|(p, recent)| {
+            let messages: Vec<Value> = recent
                 .iter()
                 .map(|m| {
                     json!({

@@ -4,8 +4,10 @@
 //!
 //! * `GET`: the printer's card, as JSON (`{"name", "owner", "status"}`) or,
 //!   for a browser that prefers HTML, a page with API documentation.
-//! * `POST ?from=NAME`: prints the body — `text/html`, `image/*` (sniffed),
-//!   other `text/*`, or `application/json` with `html` or `text`.
+//! * `POST ?from=NAME[&face=none]`: prints the body — `text/html`,
+//!   `image/*` (sniffed), other `text/*`, or `application/json` with `html`
+//!   or `text`. A render slot is taken before the body is read, and the
+//!   body must arrive within 30 s (`HttpLimits::body_deadline`).
 //! * `OPTIONS`: CORS preflight. Every answer carries
 //!   `Access-Control-Allow-Origin: *`.
 
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, Body, json_response, templates};
 use crate::bridge::hub::unix_now;
-use crate::compose::Content;
+use crate::compose::{Content, RenderError};
 use crate::printing::{PrintError, PrintOptions};
 
 /// Largest body a print accepts.
@@ -124,7 +126,8 @@ async fn route(state: &AppState, req: Request<Incoming>, secret: &str) -> Respon
         return r;
     }
     let found = if looks_like_secret(secret) {
-        state.hub.store.print_key(secret)
+        let secret = secret.to_string();
+        state.db.read(move |s| s.print_key(&secret)).await
     } else {
         Ok(None)
     };
@@ -287,7 +290,8 @@ async fn post(
     printer: &crate::store::PrinterRow,
 ) -> Response<Body> {
     let key_id = key.id;
-    let sender = sender_from_query(req.uri().query()).unwrap_or_else(|| key.default_sender());
+    let query = req.uri().query().map(str::to_string);
+    let sender = sender_from_query(query.as_deref()).unwrap_or_else(|| key.default_sender());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -333,9 +337,15 @@ async fn post(
         );
         return r;
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    // A render slot before the body: at most a few bodies are held at once.
+    let admission = match state.printing.renderer().admit().await {
+        Ok(a) => a,
+        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let body = Limited::new(req.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout(state.body_deadline, body).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
@@ -345,6 +355,15 @@ async fn post(
                 );
             }
             return message(StatusCode::BAD_REQUEST, "the body could not be read");
+        }
+        Err(_) => {
+            return message(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} s; send it again over a faster connection",
+                    state.body_deadline.as_secs()
+                ),
+            );
         }
     };
     let content = if mime == "text/html" {
@@ -373,38 +392,51 @@ async fn post(
             }
         }
     };
+    let options = PrintOptions {
+        print_key_id: Some(key_id),
+        no_face: face_from_query(query.as_deref()),
+        ..Default::default()
+    };
     let result = state
         .printing
-        .print(
-            printer,
-            content,
-            &sender,
-            PrintOptions {
-                print_key_id: Some(key_id),
-                at: None,
-            },
-        )
+        .print_admitted(admission, printer, content, &sender, options)
         .await;
     match result {
         Ok(sub) => {
-            if let Err(e) = state
-                .hub
-                .store
-                .record_print_key_use(key_id, &sender, unix_now())
-            {
-                tracing::error!("could not count a print key use: {e}");
-            }
+            let who = sender.clone();
+            state.db.write_detached("count a print key use", move |s| {
+                s.record_print_key_use(key_id, &who, unix_now())
+            });
             json_response(
                 StatusCode::OK,
                 &json!({"status": sub.handed.as_str(), "message_id": sub.message_id}),
             )
         }
+        Err(PrintError::Render(e @ (RenderError::Busy | RenderError::ShuttingDown))) => {
+            message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
         Err(PrintError::Render(e)) => message(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        Err(e @ PrintError::QueueFull(_)) => {
+            let mut r = message(StatusCode::TOO_MANY_REQUESTS, &e.to_string());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            r
+        }
         Err(e) => {
             tracing::error!("print failed: {e}");
             message(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
     }
+}
+
+/// `?face=none` (or `noface`): print without the printer's face.
+fn face_from_query(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            k == "face" && matches!(v, "none" | "noface")
+        })
+    })
 }
 
 #[cfg(test)]
