@@ -4,6 +4,7 @@
 //! [`store`] keeps what lasts across restarts in one SQLite file; [`bridge`]
 //! owns live bridge connections and the presence of printers; [`web`]
 //! answers HTTP; [`server`] wires them together for `sirius serve`;
+//! [`service`] reports to systemd (ready, status, watchdog);
 //! [`emulator`] plays bridges and printers for tests and load; [`cli`] is
 //! the thin command-line edge.
 
@@ -19,5 +20,6 @@ pub mod printing;
 pub mod protocol;
 pub mod raster;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod web;

@@ -429,8 +429,10 @@ impl tokio::io::AsyncWrite for GatedStream {
 /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let server = start(config).await?;
+    let systemd = crate::service::ServiceNotifier::ready(Arc::clone(&server.hub));
     wait_for_signal().await;
     tracing::info!("signal received");
+    systemd.stopping();
     server.shutdown().await;
     Ok(())
 }

@@ -11,6 +11,7 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 pub mod backup;
 pub mod config;
+pub mod assets;
 pub mod emulate;
 pub mod import;
 pub mod inspect;
@@ -74,6 +75,9 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup in place of the database (the server must be stopped).
     Restore(backup::RestoreArgs),
+    /// Write the man pages and shell completions into a folder (for packaging).
+    #[command(hide = true)]
+    GenerateAssets(assets::AssetsArgs),
 }
 
 /// Runs the command line and turns the outcome into an exit code: 0 when
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config::run(args, &cli.db, cli.json, &matches),
         Command::Backup(args) => backup::backup(args, &cli.db, cli.json),
         Command::Restore(args) => backup::restore(args, &cli.db, cli.json),
+        Command::GenerateAssets(args) => assets::run(args, cli.json),
     };
     match outcome {
         Ok(Outcome::AllValid) => ExitCode::SUCCESS,
