@@ -30,6 +30,8 @@ pub struct ServeConfig {
     pub render: RenderConfig,
     /// How people reach this server (`SIRIUS_PUBLIC_URL`), for examples.
     pub public_url: Option<String>,
+    /// The web app: sign-up policy, trusted proxies, templates.
+    pub web: crate::web::app::WebConfig,
 }
 
 impl ServeConfig {
@@ -42,6 +44,7 @@ impl ServeConfig {
             printing: PrintingConfig::default(),
             render: RenderConfig::default(),
             public_url: None,
+            web: Default::default(),
         }
     }
 }
@@ -127,6 +130,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         port: addr.port(),
         public_url: config.public_url.clone(),
         print_key_limiter: Default::default(),
+        app: crate::web::app::App::new(config.web.clone()),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let queue = printing.start(shutdown_rx.clone());

@@ -401,16 +401,27 @@ async fn upgrade_requests_are_validated() {
 async fn status_page_shows_bridges_and_printers() {
     let dir = temp_dir("status");
     let s = server(&dir.join("sirius.db")).await;
-    let (status, body) = get(&s, "/").await;
-    assert_eq!(status, 200);
+    // The status page is the admin page now, behind a sign-in.
+    let mut admin = common::browser::first_admin(&s, "root", "correct horse").await;
+    let page = admin.get("/admin").await;
+    assert_eq!(page.status, 200);
+    let body = page.body;
     assert!(body.contains("No bridge has connected yet"), "{body}");
     claim_real_printer(&s);
     let mut ws = connect(&s).await;
     send(&mut ws, &power_on(BRIDGE)).await;
     send(&mut ws, &heartbeat(BRIDGE, DEVICE, 9)).await;
     assert!(eventually(2.0, || s.hub.is_online(device())).await);
-    let (status, body) = get(&s, "/").await;
+    let page = admin.get("/admin").await;
+    assert_eq!(page.status, 200);
+    let body = page.body;
+    // Signed out, none of it shows.
+    let (status, public) = get(&s, "/").await;
     assert_eq!(status, 200);
+    assert!(
+        !public.contains(BRIDGE) && !public.contains(DEVICE),
+        "{public}"
+    );
     for want in [
         BRIDGE,
         DEVICE,
