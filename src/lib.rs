@@ -11,6 +11,7 @@ pub mod bridge;
 pub mod cli;
 pub mod compose;
 pub mod emulator;
+pub mod metrics;
 pub mod printing;
 pub mod protocol;
 pub mod raster;

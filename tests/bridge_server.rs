@@ -19,7 +19,7 @@ const CODE: &str = "n5ry-p6x6-kth7-7hc4";
 const KEY: &str = "3WIhM48TFaHGsQPZPpTF+Q==";
 
 fn claim_real_printer(s: &sirius::server::RunningServer) {
-    let store = &s.hub.store;
+    let store = s.hub.store();
     let user = store.create_user("ada", None, 1).unwrap();
     store
         .claim(user.id, &ClaimCode::parse(CODE).unwrap(), "Little Ada", 1)
@@ -62,23 +62,28 @@ async fn every_capture_replayed_is_understood() {
     assert_eq!(kinds["bridge_log"], 1);
     assert_eq!(kinds["device_command_response"], 2);
     assert_eq!(stats["malformed_messages"], 0);
-    // Responses to commands nobody sent are counted, never fatal.
+    // Responses to commands nobody sent are counted as unknown and
+    // otherwise ignored (only answers on the connection a command went out
+    // on count), never fatal.
     assert_eq!(stats["unknown_responses"], 2);
     assert_eq!(
-        stats["responses_by_return_code"]["144_filesystem_invalid_id"],
-        1
+        stats["responses_by_return_code"].as_object().unwrap().len(),
+        0
     );
-    // The printer is known and online; the bridges are recorded.
-    let printers = s.hub.store.list_printers().unwrap();
+    // The printer is known and online; the bridges are recorded (the
+    // sweep writes new printers in a batch).
+    assert!(eventually(2.0, || s.hub.store().list_printers().unwrap().len() == 1).await);
+    s.hub.db.flush().await;
+    let printers = s.hub.store().list_printers().unwrap();
     assert_eq!(printers.len(), 1);
     assert_eq!(printers[0].address, device());
     assert!(s.hub.is_online(device()));
-    let bridges = s.hub.store.list_bridges().unwrap();
+    let bridges = s.hub.store().list_bridges().unwrap();
     let b: Vec<String> = bridges.iter().map(|b| b.address.to_string()).collect();
     assert!(b.contains(&BRIDGE.to_string()) && b.contains(&BRIDGE2.to_string()));
     let log = s
         .hub
-        .store
+        .store()
         .bridge_log(sirius::protocol::BridgeAddress::parse(BRIDGE2).unwrap(), 10)
         .unwrap();
     assert_eq!(log.len(), 4);
@@ -142,7 +147,7 @@ async fn a_claimed_printer_gets_its_link_key_at_most_every_10s() {
     assert!(
         eventually(2.0, || {
             s.hub
-                .store
+                .store()
                 .command(answered)
                 .unwrap()
                 .is_some_and(|c| c.return_code == Some(0))
@@ -276,7 +281,7 @@ async fn presence_follows_heartbeats_disconnects_and_closed_bridges() {
     assert!(eventually(2.0, || s.hub.is_online(device())).await);
     // Heartbeats never write to the store.
     tokio::time::sleep(Duration::from_millis(700)).await; // let the first flush happen
-    let writes = s.hub.store.writes();
+    let writes = s.hub.store().writes();
     for i in 0..200 {
         send(&mut ws, &heartbeat(BRIDGE, DEVICE, i)).await;
     }
@@ -287,9 +292,9 @@ async fn presence_follows_heartbeats_disconnects_and_closed_bridges() {
         .await
     );
     assert!(
-        s.hub.store.writes() <= writes + 1,
+        s.hub.store().writes() <= writes + 1,
         "200 heartbeats caused {} writes",
-        s.hub.store.writes() - writes
+        s.hub.store().writes() - writes
     );
     // device_disconnect: offline at once.
     send(&mut ws, &bridge_event(BRIDGE, "device_disconnect", DEVICE)).await;
@@ -307,7 +312,8 @@ async fn presence_follows_heartbeats_disconnects_and_closed_bridges() {
     assert!(eventually(1.0, || !s.hub.is_online(device())).await);
     assert_eq!(s.hub.bridges_connected(), 0);
     // Last heard made it to the store.
-    let p = s.hub.store.printer_by_address(device()).unwrap().unwrap();
+    s.hub.db.flush().await;
+    let p = s.hub.store().printer_by_address(device()).unwrap().unwrap();
     assert!(p.last_heard.is_some());
     s.shutdown().await;
 }
@@ -335,7 +341,7 @@ async fn a_restart_keeps_printers_claims_and_command_ids() {
         assert_eq!(recv_close(&mut ws, 2.0).await, Some(1001));
     }
     let s = server(&db).await;
-    let printers = s.hub.store.list_printers().unwrap();
+    let printers = s.hub.store().list_printers().unwrap();
     assert_eq!(printers.len(), 1);
     assert_eq!(printers[0].owner.as_deref(), Some("ada"));
     assert_eq!(printers[0].name.as_deref(), Some("Little Ada"));
@@ -412,6 +418,8 @@ async fn status_page_shows_bridges_and_printers() {
     send(&mut ws, &power_on(BRIDGE)).await;
     send(&mut ws, &heartbeat(BRIDGE, DEVICE, 9)).await;
     assert!(eventually(2.0, || s.hub.is_online(device())).await);
+    assert!(eventually(2.0, || !s.hub.store().list_printers().unwrap().is_empty()).await);
+    s.hub.db.flush().await;
     let page = admin.get("/admin").await;
     assert_eq!(page.status, 200);
     let body = page.body;
@@ -476,9 +484,10 @@ async fn commands_learn_their_fate() {
         d.fate.await.unwrap(),
         CommandFate::Answered(ReturnCode::new(0x90))
     );
+    s.hub.db.flush().await;
     let row = s
         .hub
-        .store
+        .store()
         .command(cmd["command_id"].as_u64().unwrap() as u32)
         .unwrap()
         .unwrap();

@@ -22,7 +22,7 @@ struct Setup {
 }
 
 fn setup(s: &RunningServer) -> Setup {
-    let store = &s.hub.store;
+    let store = s.hub.store();
     let identity = PrinterIdentity::random();
     let user = store.create_user("ada", None, 1).unwrap();
     store
@@ -117,12 +117,12 @@ fn page_of(path: &Path) -> Page {
 }
 
 fn stored_page(s: &RunningServer, id: i64) -> Page {
-    let png = s.hub.store.message_page(id).unwrap().unwrap();
+    let png = s.hub.store().message_page(id).unwrap().unwrap();
     raw_page_from_image(&decode_image(&png).unwrap()).unwrap()
 }
 
 fn state_of(s: &RunningServer, id: i64) -> MessageState {
-    s.hub.store.message(id).unwrap().unwrap().state
+    s.hub.store().message(id).unwrap().unwrap().state
 }
 
 #[tokio::test]
@@ -147,13 +147,13 @@ async fn print_key_to_an_online_printer_prints_exactly_the_stored_page() {
     assert_eq!(pages.len(), 1);
     assert_eq!(page_of(&pages[0]), stored_page(&s, id));
     assert!(eventually(3.0, || state_of(&s, id) == MessageState::Delivered).await);
-    let m = s.hub.store.message(id).unwrap().unwrap();
+    let m = s.hub.store().message(id).unwrap().unwrap();
     assert_eq!(m.command_id, Some(command_id));
     assert_eq!(m.sender, "Ada");
     assert!(
         eventually(3.0, || s
             .hub
-            .store
+            .store()
             .message(id)
             .unwrap()
             .unwrap()
@@ -162,7 +162,7 @@ async fn print_key_to_an_online_printer_prints_exactly_the_stored_page() {
         .await
     );
     // The key counted its use and its sender.
-    let keys = s.hub.store.list_print_keys().unwrap();
+    let keys = s.hub.store().list_print_keys().unwrap();
     assert_eq!(keys[0].uses, 1);
     assert_eq!(keys[0].senders, vec!["Ada"]);
     // The default sender is "Print key" + the key's id: never part of the
@@ -170,7 +170,7 @@ async fn print_key_to_an_online_printer_prints_exactly_the_stored_page() {
     let (_, v) = post(&s, &who.secret, "", "text/plain", b"anonymous").await;
     let m = s
         .hub
-        .store
+        .store()
         .message(v["message_id"].as_i64().unwrap())
         .unwrap()
         .unwrap();
@@ -206,7 +206,7 @@ async fn content_types_and_error_statuses() {
     }
     let kinds: Vec<String> = s
         .hub
-        .store
+        .store()
         .recent_messages(who.printer_id, 10)
         .unwrap()
         .into_iter()
@@ -265,7 +265,7 @@ async fn content_types_and_error_statuses() {
     }
     assert_eq!(last, 429);
     // A revoked key is gone.
-    assert!(s.hub.store.revoke_print_key(k, 2).unwrap());
+    assert!(s.hub.store().revoke_print_key(k, 2).unwrap());
     let (status, _) = post(&s, k, "", "text/plain", b"x").await;
     assert_eq!(status, 404);
     s.shutdown().await;
@@ -359,7 +359,7 @@ async fn offline_printer_queues_then_delivers_in_order_when_it_comes_back() {
         .iter()
         .map(|id| {
             s.hub
-                .store
+                .store()
                 .message(*id)
                 .unwrap()
                 .unwrap()
@@ -382,7 +382,7 @@ async fn failing_return_code_and_timeouts() {
     let (_, v) = post(&s, &who.secret, "", "text/plain", b"refused").await;
     let id = v["message_id"].as_i64().unwrap();
     assert!(eventually(5.0, || state_of(&s, id) == MessageState::Failed).await);
-    let m = s.hub.store.message(id).unwrap().unwrap();
+    let m = s.hub.store().message(id).unwrap().unwrap();
     assert_eq!(m.return_code, Some(0x90));
     assert!(m.failure.unwrap().contains("file id"));
     emu.stop().await;
@@ -398,7 +398,7 @@ async fn failing_return_code_and_timeouts() {
     assert_eq!(v["status"], "queued", "one delivery in flight at a time");
     assert!(eventually(5.0, || state_of(&s, one) == MessageState::TimedOut).await);
     assert!(eventually(3.0, || state_of(&s, two) == MessageState::Sent).await);
-    assert_eq!(s.hub.store.message(one).unwrap().unwrap().attempts, 1);
+    assert_eq!(s.hub.store().message(one).unwrap().unwrap().attempts, 1);
     emu.stop().await;
     s.shutdown().await;
 }
@@ -419,7 +419,7 @@ async fn bridge_dropping_before_the_answer_means_sent_again_on_reconnect() {
     let mut emu = emulate(&s, &who, &dir, |_| {});
     assert!(emu.next_print(10.0).await.is_some());
     assert!(eventually(3.0, || state_of(&s, id) == MessageState::Delivered).await);
-    assert_eq!(s.hub.store.message(id).unwrap().unwrap().attempts, 2);
+    assert_eq!(s.hub.store().message(id).unwrap().unwrap().attempts, 2);
     emu.stop().await;
     s.shutdown().await;
 }
@@ -438,7 +438,7 @@ async fn reprint_and_status_page_thumbnails() {
     )
     .await;
     let id = v["message_id"].as_i64().unwrap();
-    let again = s.printing.reprint(id, "Ada").unwrap();
+    let again = s.printing.reprint(id, "Ada", None).await.unwrap();
     assert_ne!(again.message_id, id);
     assert_eq!(stored_page(&s, again.message_id), stored_page(&s, id));
     assert_eq!(state_of(&s, again.message_id), MessageState::Queued);
@@ -481,7 +481,7 @@ async fn fifty_concurrent_posts_are_all_answered() {
     assert_eq!(report.by_status.get(&200), Some(&50), "{report}");
     assert_eq!(
         s.hub
-            .store
+            .store()
             .recent_messages(who.printer_id, 100)
             .unwrap()
             .len(),
@@ -569,7 +569,7 @@ async fn the_printed_page_is_exactly_the_render_preview() {
         let printed = page_of(&pages[0]);
         let created = s
             .hub
-            .store
+            .store()
             .message(id)
             .unwrap()
             .unwrap()

@@ -32,7 +32,7 @@ fn policy(signup: SignupPolicy) -> WebConfig {
 /// Everything the web app can change, as text, to prove a refused form
 /// changed nothing.
 fn snapshot(s: &RunningServer) -> String {
-    let store = &s.hub.store;
+    let store = &s.hub.store();
     let users = store.list_users().unwrap();
     let mut out = format!("{users:?}\n");
     for u in &users {
@@ -72,7 +72,7 @@ async fn the_first_account_is_an_admin_and_its_cookie_is_a_proper_session() {
         .await;
     assert_eq!(short.status, 422);
     assert!(short.contains("at least 8"), "{}", short.body);
-    assert!(s.hub.store.list_users().unwrap().is_empty());
+    assert!(s.hub.store().list_users().unwrap().is_empty());
 
     let made = b
         .post(
@@ -94,10 +94,10 @@ async fn the_first_account_is_an_admin_and_its_cookie_is_a_proper_session() {
     assert!(!cookie.contains("Secure"), "plain http: {cookie}");
     let id = &b.cookies["sirius_session"];
     assert!(id.len() >= 43, "256 random bits: {id}");
-    let ada = s.hub.store.user_by_name("ada").unwrap().unwrap();
+    let ada = s.hub.store().user_by_name("ada").unwrap().unwrap();
     assert!(ada.is_admin);
     // Only the hash of the id is stored.
-    let sessions = s.hub.store.sessions_of(ada.id, 0).unwrap();
+    let sessions = s.hub.store().sessions_of(ada.id, 0).unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].id_hash, sirius::store::sha256_hex(id));
 
@@ -117,13 +117,13 @@ async fn the_first_account_is_an_admin_and_its_cookie_is_a_proper_session() {
         .await;
     assert_eq!(refused.status, 403);
     assert!(refused.contains("invite"), "{}", refused.body);
-    assert!(s.hub.store.user_by_name("mallory").unwrap().is_none());
+    assert!(s.hub.store().user_by_name("mallory").unwrap().is_none());
 
     // Sign out: the session row goes, the cookie too, / asks to sign in.
     let out = b.post("/logout", &[]).await;
     assert_eq!(out.status, 303);
     assert!(!b.cookies.contains_key("sirius_session"));
-    assert!(s.hub.store.sessions_of(ada.id, 0).unwrap().is_empty());
+    assert!(s.hub.store().sessions_of(ada.id, 0).unwrap().is_empty());
     assert!(
         b.get("/account")
             .await
@@ -314,7 +314,7 @@ async fn an_invite_makes_one_account_and_open_signup_lets_anyone_in() {
     let home = bob.get("/").await;
     assert!(home.contains("signed in as bob"));
     assert!(!home.contains("href=\"/admin\""), "bob is not an admin");
-    let bob_user = s.hub.store.user_by_name("bob").unwrap().unwrap();
+    let bob_user = s.hub.store().user_by_name("bob").unwrap().unwrap();
     assert!(!bob_user.is_admin);
 
     // Used up.
@@ -336,7 +336,7 @@ async fn an_invite_makes_one_account_and_open_signup_lets_anyone_in() {
         )
         .await;
     assert_eq!(done.status, 303);
-    assert!(!s.hub.store.user_by_name("dan").unwrap().unwrap().is_admin);
+    assert!(!s.hub.store().user_by_name("dan").unwrap().unwrap().is_admin);
     s.shutdown().await;
 
     // --signup closed: no form, no invites needed; only admins add people.
@@ -371,6 +371,16 @@ async fn claiming_a_printer_with_precise_errors_and_seeing_it_online() {
     send(&mut ws, &power_on(bridge)).await;
     send(&mut ws, &heartbeat(bridge, &device, 9)).await;
     assert!(eventually(2.0, || s.hub.is_online(identity.address)).await);
+    // The printer's row is written by the store's writer thread.
+    assert!(
+        eventually(2.0, || s
+            .hub
+            .store()
+            .printer_by_address(identity.address)
+            .unwrap()
+            .is_some())
+        .await
+    );
 
     ada.get("/claim").await;
     let mut typo = code.clone().into_bytes();
@@ -468,7 +478,7 @@ async fn account_page_changes_the_password_and_signs_out_everywhere() {
             .starts_with("/login")
     );
     assert_eq!(one.get("/account").await.status, 200);
-    let store = &s.hub.store;
+    let store = &s.hub.store();
     assert!(
         store
             .verify_password("ada", "battery staple")
@@ -527,7 +537,7 @@ async fn admin_disables_deletes_and_cannot_remove_the_last_admin() {
         &[("username", "bob"), ("password", "bob's password")],
     )
     .await;
-    let store = &s.hub.store;
+    let store = &s.hub.store();
     let bob_id = store.user_by_name("bob").unwrap().unwrap().id;
     let ada_id = store.user_by_name("ada").unwrap().unwrap().id;
     // Bob claims a printer.
@@ -658,7 +668,7 @@ async fn route_walk_strangers_other_users_and_forms_without_a_token() {
         &[("username", "bob"), ("password", "bob's password")],
     )
     .await;
-    let store = &s.hub.store;
+    let store = &s.hub.store();
     let bob_id = store.user_by_name("bob").unwrap().unwrap().id;
     let ada_id = store.user_by_name("ada").unwrap().unwrap().id;
     let invite = store
@@ -684,14 +694,15 @@ async fn route_walk_strangers_other_users_and_forms_without_a_token() {
         .printing
         .submit(
             &store.printer_by_id(printer.id).unwrap().unwrap(),
-            &page,
+            page,
             false,
             "Ada",
             "text",
             1,
-            None,
+            &Default::default(),
             None,
         )
+        .await
         .unwrap()
         .message_id;
     let key = store

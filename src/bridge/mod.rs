@@ -8,5 +8,5 @@ pub mod session;
 pub mod stats;
 pub mod upgrade;
 
-pub use hub::{CommandFate, Dispatched, Hub, HubConfig, SendError};
+pub use hub::{CommandFate, Connection, Dispatched, Hub, HubConfig, Route, SendError};
 pub use presence::Change;

@@ -17,6 +17,8 @@ use crate::protocol::{BridgeAddress, DeviceAddress, events::PowerOnInfo};
 pub enum Outgoing {
     /// One JSON command.
     Text(String),
+    /// A websocket ping (the server checks the bridge is still there).
+    Ping,
     /// Close the connection with this code and reason, after what is queued.
     Close(u16, String),
 }
@@ -35,7 +37,10 @@ pub struct BridgeConn {
 /// What we know of a printer in this process.
 #[derive(Debug, Clone)]
 pub struct DeviceState {
-    pub printer_id: i64,
+    /// Whether its hardware xor had a claim when it was first heard.
+    pub claimed: bool,
+    /// For an unclaimed printer: the bridge whose places it takes.
+    pub unclaimed_on: Option<BridgeAddress>,
     pub bridge: BridgeAddress,
     pub conn_id: u64,
     pub last_heard: Instant,
@@ -53,6 +58,9 @@ pub struct DeviceState {
 pub struct Presence {
     pub bridges: HashMap<BridgeAddress, BridgeConn>,
     pub devices: HashMap<DeviceAddress, DeviceState>,
+    /// The unclaimed printers remembered, by the bridge they were first
+    /// heard through (at most the limit each).
+    unclaimed: HashMap<BridgeAddress, Vec<DeviceAddress>>,
 }
 
 /// What the layers above hear about printers: coming online, going
@@ -74,6 +82,89 @@ impl Presence {
         self.bridges
             .get(&bridge)
             .is_some_and(|b| b.conn_id == conn_id)
+    }
+
+    /// Remembers a device heard for the first time (not yet heard from: call
+    /// [`Presence::touch`] next). An unclaimed one takes a place among its
+    /// bridge's `max_unclaimed`; when they are all taken, the one heard
+    /// from longest ago is forgotten and returned.
+    pub fn insert(
+        &mut self,
+        device: DeviceAddress,
+        bridge: BridgeAddress,
+        conn_id: u64,
+        claimed: bool,
+        max_unclaimed: usize,
+    ) -> Option<DeviceAddress> {
+        if self.devices.contains_key(&device) {
+            return None;
+        }
+        let mut forgotten = None;
+        if !claimed {
+            let list = self.unclaimed.entry(bridge).or_default();
+            if list.len() >= max_unclaimed.max(1) {
+                let devices = &self.devices;
+                let oldest = list
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, d)| devices.get(d).map(|s| s.last_heard))
+                    .map(|(i, _)| i);
+                if let Some(i) = oldest {
+                    let old = list.swap_remove(i);
+                    self.devices.remove(&old);
+                    forgotten = Some(old);
+                }
+            }
+            list.push(device);
+        }
+        let now = Instant::now();
+        self.devices.insert(
+            device,
+            DeviceState {
+                claimed,
+                unclaimed_on: (!claimed).then_some(bridge),
+                bridge,
+                conn_id,
+                last_heard: now,
+                last_heard_unix: 0,
+                online: false,
+                flushed_unix: 0,
+                key_sent: None,
+            },
+        );
+        forgotten
+    }
+
+    /// Lets go of printers that are offline, written to the store, and
+    /// silent for longer than `after`: memory holds what is live.
+    pub fn forget_idle(&mut self, now: Instant, after: Duration) {
+        let mut gone = Vec::new();
+        self.devices.retain(|addr, s| {
+            let keep = s.online
+                || s.last_heard_unix > s.flushed_unix
+                || now.duration_since(s.last_heard) < after;
+            if !keep && let Some(bridge) = s.unclaimed_on {
+                gone.push((*addr, bridge));
+            }
+            keep
+        });
+        for (addr, bridge) in gone {
+            self.forget_unclaimed(addr, bridge);
+        }
+    }
+
+    fn forget_unclaimed(&mut self, device: DeviceAddress, bridge: BridgeAddress) {
+        if let Some(list) = self.unclaimed.get_mut(&bridge) {
+            list.retain(|d| *d != device);
+            if list.is_empty() {
+                self.unclaimed.remove(&bridge);
+            }
+        }
+    }
+
+    /// Unclaimed printers remembered, over all bridges.
+    pub fn unclaimed_count(&self) -> usize {
+        self.unclaimed.values().map(Vec::len).sum()
     }
 
     /// Marks a known device as heard from now, through `bridge` on

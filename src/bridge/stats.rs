@@ -34,7 +34,20 @@ pub struct Stats {
     pub messages: [AtomicU64; EVENT_KINDS.len()],
     pub commands_sent: AtomicU64,
     pub commands_timed_out: AtomicU64,
+    /// Commands whose connection closed before they were answered.
+    pub commands_orphaned: AtomicU64,
     pub unknown_responses: AtomicU64,
+    /// Answers and did_prints that came on another connection than the
+    /// command (ignored).
+    pub foreign_answers: AtomicU64,
+    /// Events naming more bridge addresses than a connection may speak for.
+    pub bridges_refused: AtomicU64,
+    /// Unclaimed printers forgotten because their bridge had too many.
+    pub unclaimed_forgotten: AtomicU64,
+    /// Bridges closed for sending nothing, not even a pong.
+    pub idle_closed: AtomicU64,
+    /// HTTP connections refused because too many were open.
+    pub connections_refused: AtomicU64,
     pub keys_sent: AtomicU64,
     pub responses: Mutex<BTreeMap<String, u64>>,
 }
@@ -46,10 +59,25 @@ impl Stats {
         }
     }
 
-    pub fn count_response(&self, name: &str, code: u32) {
-        let key = format!("{code}_{name}");
+    /// Counts an answer by its return code; codes outside the known table
+    /// share one "other" counter (a bridge can't grow this map).
+    pub fn count_response(&self, code: crate::protocol::ReturnCode) {
+        let key = match code.name() {
+            "unknown" => "other".to_string(),
+            name => format!("{}_{name}", code.value()),
+        };
         let mut r = self.responses.lock().unwrap_or_else(|e| e.into_inner());
         *r.entry(key).or_default() += 1;
+    }
+
+    /// Answers by return code (`CODE_NAME`, or `other`).
+    pub fn responses_snapshot(&self) -> Vec<(String, u64)> {
+        self.responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     pub fn messages_total(&self) -> u64 {
@@ -79,6 +107,11 @@ impl Stats {
             "keys_sent": self.keys_sent.load(Relaxed),
             "commands_timed_out": self.commands_timed_out.load(Relaxed),
             "unknown_responses": self.unknown_responses.load(Relaxed),
+            "foreign_answers": self.foreign_answers.load(Relaxed),
+            "bridges_refused": self.bridges_refused.load(Relaxed),
+            "unclaimed_forgotten": self.unclaimed_forgotten.load(Relaxed),
+            "idle_closed": self.idle_closed.load(Relaxed),
+            "connections_refused": self.connections_refused.load(Relaxed),
             "responses_by_return_code": responses,
         })
     }

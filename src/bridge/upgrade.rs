@@ -2,6 +2,16 @@
 //! validate the request, answer 101 with the accept key (echoing the
 //! `bergcloud-bridge-v1` subprotocol only when offered), then hand the
 //! upgraded connection to a bridge session.
+//!
+//! Web pages may not open it. A browser always sends the `Origin` of the
+//! page (`http:`/`https:`, or `null` for sandboxed and file pages), and a
+//! page on any site could otherwise speak as a bridge from inside a LAN.
+//! Real BERG bridges send a `ws:` Origin (`ws://HOST:5002/api/v1/connection`,
+//! PROTOCOL §1), some third-party bridges none at all; both are let in, and
+//! so is an `http(s):` Origin naming this very server (the `Host` the request
+//! was sent to), which some websocket libraries send by default (Python's
+//! websocket-client) and which no other site's page can have. Everything
+//! else is refused with 403.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +36,32 @@ fn has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token: &str) 
             .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
             .unwrap_or(false)
     })
+}
+
+/// Whether the request's `Origin` may open a bridge connection: none, a
+/// `ws:`/`wss:` one, or this server's own address.
+fn origin_allowed(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(hyper::header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().to_ascii_lowercase();
+    if origin.starts_with("ws://") || origin.starts_with("wss://") {
+        return true;
+    }
+    let host = headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.trim().to_ascii_lowercase());
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match (authority, host) {
+        (Some(a), Some(h)) => !h.is_empty() && a.trim_end_matches('/') == h,
+        _ => false,
+    }
 }
 
 /// Checks a bridge's upgrade request; the error is the reason for a 400.
@@ -61,6 +97,20 @@ pub fn upgrade(
     mut req: Request<Incoming>,
     remote: SocketAddr,
 ) -> Response<Full<Bytes>> {
+    if !origin_allowed(req.headers()) {
+        hub.stats.upgrades_refused.fetch_add(1, Relaxed);
+        let origin = req
+            .headers()
+            .get(hyper::header::ORIGIN)
+            .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
+            .unwrap_or_default();
+        tracing::warn!(%remote, origin, "refused a bridge connection opened by a web page (its Origin is a web site's)");
+        let mut resp = Response::new(Full::new(Bytes::from(
+            "web pages may not open the bridge connection\n",
+        )));
+        *resp.status_mut() = StatusCode::FORBIDDEN;
+        return resp;
+    }
     let accept = match validate(&req) {
         Ok(a) => a,
         Err(reason) => {
@@ -81,7 +131,14 @@ pub fn upgrade(
     let hub = Arc::clone(hub);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => session::run(hub, upgraded, remote.ip().to_string()).await,
+            Ok(upgraded) => {
+                session::run(
+                    hub,
+                    hyper_util::rt::TokioIo::new(upgraded),
+                    remote.ip().to_string(),
+                )
+                .await
+            }
             Err(e) => tracing::info!(%remote, "websocket upgrade failed: {e}"),
         }
     });
@@ -107,4 +164,56 @@ pub fn upgrade(
         );
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(hyper::header::HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(o) = origin {
+            h.insert(hyper::header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn web_pages_are_refused_bridges_are_not() {
+        let host = "192.168.1.5:5002";
+        // A real BERG bridge, and a bridge that sends no Origin.
+        assert!(origin_allowed(&headers(
+            Some("ws://192.168.1.5:5002/api/v1/connection"),
+            host
+        )));
+        assert!(origin_allowed(&headers(Some("wss://sirius.example"), host)));
+        assert!(origin_allowed(&headers(None, host)));
+        // Websocket libraries that name the server itself.
+        assert!(origin_allowed(&headers(
+            Some("http://192.168.1.5:5002"),
+            host
+        )));
+        assert!(origin_allowed(&headers(
+            Some("HTTP://192.168.1.5:5002"),
+            host
+        )));
+        // Any web page elsewhere, and sandboxed or file pages.
+        assert!(!origin_allowed(&headers(Some("http://evil.example"), host)));
+        assert!(!origin_allowed(&headers(
+            Some("https://192.168.1.5:5003"),
+            host
+        )));
+        assert!(!origin_allowed(&headers(Some("http://192.168.1.5"), host)));
+        assert!(!origin_allowed(&headers(Some("null"), host)));
+        assert!(!origin_allowed(&headers(Some("file://"), host)));
+        assert!(!origin_allowed(&headers(
+            Some("chrome-extension://abc"),
+            host
+        )));
+        assert!(!origin_allowed(&headers(
+            Some("http://192.168.1.5:5002"),
+            ""
+        )));
+    }
 }

@@ -31,6 +31,10 @@ pub enum MessageCommand {
         /// Messages kept per printer (as the server's --history).
         #[arg(long, env = "SIRIUS_HISTORY", default_value_t = 100)]
         history: usize,
+        /// Messages waiting per printer at most (as the server's
+        /// --queue-limit).
+        #[arg(long, env = "SIRIUS_QUEUE_LIMIT", default_value_t = 100)]
+        queue_limit: usize,
     },
 }
 
@@ -75,9 +79,16 @@ pub fn run(cmd: MessageCommand, db: &Path, json: bool) -> anyhow::Result<Outcome
             id,
             sender,
             history,
+            queue_limit,
         } => {
-            let Some((new_id, _)) =
-                store.reprint_message(id, &sender, unix_now(), history.max(1))?
+            let Some((new_id, _)) = store.reprint_message(
+                id,
+                &sender,
+                None,
+                unix_now(),
+                history.max(1),
+                queue_limit.max(1),
+            )?
             else {
                 bail!("there is no message {id} (it may have left the history)");
             };

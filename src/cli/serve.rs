@@ -48,6 +48,18 @@ pub struct ServeArgs {
     /// separate with commas). Without it those headers are ignored.
     #[arg(long, env = "SIRIUS_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxy: Vec<std::net::IpAddr>,
+    /// Messages waiting per printer at most; past it a print is refused
+    /// (HTTP 429, "the queue is full") and nothing queued is dropped.
+    #[arg(long, env = "SIRIUS_QUEUE_LIMIT", default_value_t = 100)]
+    pub queue_limit: usize,
+    /// Connections open at once, bridges included; more are answered 503
+    /// and closed. One address may hold a sixteenth of them (loopback is
+    /// exempt).
+    #[arg(long, env = "SIRIUS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Let /metrics (Prometheus) answer any address, not only this machine.
+    #[arg(long, env = "SIRIUS_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 }
 
 impl ServeArgs {
@@ -66,6 +78,10 @@ impl ServeArgs {
         config.web.signup = self.signup;
         config.web.trusted_proxies = self.trusted_proxy.clone();
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
+        config.printing.queue_limit = self.queue_limit.max(1);
+        config.metrics_public = self.metrics_public;
+        config.http.max_connections = self.max_connections.max(1);
+        config.http.max_per_ip = (self.max_connections / 16).max(16);
         Ok(config)
     }
 }

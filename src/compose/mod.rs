@@ -64,6 +64,8 @@ pub enum RenderError {
     Template(String),
     #[error("the server is shutting down; try again")]
     ShuttingDown,
+    #[error("the server is busy rendering other messages; try again in a minute")]
+    Busy,
 }
 
 impl From<ImageError> for RenderError {
@@ -116,7 +118,12 @@ pub struct Renderer {
 struct Inner {
     config: RenderConfig,
     agent: Option<ureq::Agent>,
+    /// Renders running (one per core by default).
     permits: Arc<tokio::sync::Semaphore>,
+    /// Renders let in at once, running or waiting (with their bodies).
+    admissions: Arc<tokio::sync::Semaphore>,
+    /// Renders that overran and were left to finish on their own.
+    abandoned: std::sync::atomic::AtomicUsize,
 }
 
 /// Longest wait for pictures, whatever the time limit.
@@ -126,11 +133,16 @@ impl Renderer {
     pub fn new(config: RenderConfig) -> Renderer {
         let agent = net::http_agent(config.fetch_images);
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
+        let admissions = Arc::new(tokio::sync::Semaphore::new(
+            (config.concurrency.max(1) * 4).max(4),
+        ));
         Renderer {
             inner: Arc::new(Inner {
                 config,
                 agent,
                 permits,
+                admissions,
+                abandoned: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -201,6 +213,19 @@ impl Renderer {
         self.render_document(&html)
     }
 
+    /// Takes a place among the renders let in at once (four per render
+    /// thread), waiting at most the time limit. Take it before reading a
+    /// big request body: at most that many bodies are held in memory.
+    pub async fn admit(&self) -> Result<Admission, RenderError> {
+        let limit = self.inner.config.time_limit;
+        match tokio::time::timeout(limit, Arc::clone(&self.inner.admissions).acquire_owned()).await
+        {
+            Ok(Ok(permit)) => Ok(Admission { _permit: permit }),
+            Ok(Err(_)) => Err(RenderError::ShuttingDown),
+            Err(_) => Err(RenderError::Busy),
+        }
+    }
+
     /// A message to a page, off the async runtime: at most `concurrency`
     /// renders at once, each within the time limit.
     ///
@@ -211,16 +236,38 @@ impl Renderer {
         content: Content,
         envelope: Envelope,
     ) -> Result<Rendered, RenderError> {
-        let this = self.clone();
-        self.run_limited(move || this.render_message_blocking(&content, &envelope))
+        let admission = self.admit().await?;
+        self.render_message_admitted(admission, content, envelope)
             .await
     }
 
-    /// Runs a blocking render with the concurrency bound and time limit.
-    /// The permit stays with the render even after a timeout, so renders
-    /// that overrun still count against the bound.
+    /// [`Renderer::render_message`] with a place already taken.
+    pub async fn render_message_admitted(
+        &self,
+        admission: Admission,
+        content: Content,
+        envelope: Envelope,
+    ) -> Result<Rendered, RenderError> {
+        let this = self.clone();
+        self.run_limited(admission, move || {
+            this.render_message_blocking(&content, &envelope)
+        })
+        .await
+    }
+
+    /// Runs a blocking render on a render thread within the time limit.
+    ///
+    /// A render that overruns gets an error for its sender, and its slot is
+    /// given back at once so others can render; its thread is abandoned —
+    /// Blitz can't be interrupted — and ends by itself when the render
+    /// finishes (its result is dropped). The blocking pool starts a new
+    /// thread for the next render, so the pool is replenished. At most
+    /// `concurrency` renders are abandoned at a time: past that, an overrun
+    /// keeps its slot until it finishes, so a flood of hostile documents
+    /// slows rendering down instead of piling up threads.
     async fn run_limited(
         &self,
+        admission: Admission,
         work: impl FnOnce() -> Result<Rendered, RenderError> + Send + 'static,
     ) -> Result<Rendered, RenderError> {
         let limit = self.inner.config.time_limit;
@@ -230,23 +277,77 @@ impl Renderer {
                 .await
                 .map_err(|_| RenderError::TimedOut(limit))?
                 .map_err(|_| RenderError::ShuttingDown)?;
-        let task = tokio::task::spawn_blocking(move || {
-            let out = work();
-            drop(permit);
-            out
+        // The slot is shared with the render thread: whichever side is done
+        // with it last lets it go.
+        let slot = Arc::new(std::sync::Mutex::new(Some(permit)));
+        let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = Arc::clone(&self.inner);
+        let (thread_slot, thread_abandoned) = (Arc::clone(&slot), Arc::clone(&abandoned));
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|_| Err(RenderError::Html("the renderer failed".into())));
+            crate::metrics::global()
+                .render_seconds
+                .observe(started.elapsed().as_secs_f64());
+            thread_slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if thread_abandoned.load(std::sync::atomic::Ordering::Acquire) {
+                inner
+                    .abandoned
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                tracing::info!("an abandoned render finished; its thread ends");
+            }
+            let _ = tx.send(out);
         });
-        match tokio::time::timeout_at(deadline, task).await {
+        let result = tokio::time::timeout_at(deadline, rx).await;
+        drop(admission);
+        match result {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(RenderError::Html(format!("the renderer failed: {join}"))),
-            Err(_) => Err(RenderError::TimedOut(limit)),
+            Ok(Err(_)) => Err(RenderError::Html("the renderer failed".into())),
+            Err(_) => {
+                let max = self.inner.config.concurrency.max(1);
+                let taken = self.inner.abandoned.fetch_update(
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                    |n| (n < max).then_some(n + 1),
+                );
+                if taken.is_ok() {
+                    abandoned.store(true, std::sync::atomic::Ordering::Release);
+                    slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    tracing::warn!(
+                        "a render ran over {} s: its sender gets an error, its slot goes to others, its thread is left to finish",
+                        limit.as_secs_f64()
+                    );
+                } else {
+                    tracing::warn!(
+                        "a render ran over {} s while {max} others are still running over; it keeps its slot until it ends",
+                        limit.as_secs_f64()
+                    );
+                }
+                Err(RenderError::TimedOut(limit))
+            }
         }
     }
 
-    /// Renders currently running or waiting is not tracked; this is the
-    /// number of free slots, for tests and stats.
+    /// Free render slots, for tests and stats.
     pub fn available_slots(&self) -> usize {
         self.inner.permits.available_permits()
     }
+
+    /// Renders that overran and are still running, abandoned.
+    pub fn abandoned_renders(&self) -> usize {
+        self.inner
+            .abandoned
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// A place among the renders let in at once ([`Renderer::admit`]); given
+/// back when dropped.
+#[derive(Debug)]
+pub struct Admission {
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// A picture scaled to at most 384 wide, as a small grey PNG `data:` URI:

@@ -21,11 +21,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::bridge::hub::unix_now;
 use crate::bridge::{Change, CommandFate, Hub, SendError};
-use crate::compose::{Content, Envelope, RenderError, Renderer};
-use crate::protocol::CommandKind;
+use crate::compose::{Admission, Content, Envelope, RenderError, Renderer};
 use crate::protocol::commands::print_command;
+use crate::protocol::{CommandKind, DeviceAddress};
 use crate::raster::{Page, decode_image, page_to_png, raw_page_from_image};
-use crate::store::{MessageRow, NewMessage, PrinterRow, Store, StoreError};
+use crate::store::{Db, MessageRow, NewMessage, PrinterRow, StoreError};
 
 /// Settings of the delivery queue.
 #[derive(Debug, Clone)]
@@ -39,6 +39,9 @@ pub struct PrintingConfig {
     pub expiry_interval: Duration,
     /// The time zone of the header line of messages.
     pub time_zone: jiff::tz::TimeZone,
+    /// Messages waiting per printer at most; past it a print is refused
+    /// (429 / "the queue is full"), and nothing queued is dropped.
+    pub queue_limit: usize,
 }
 
 impl Default for PrintingConfig {
@@ -48,6 +51,7 @@ impl Default for PrintingConfig {
             hold_limit: Duration::from_secs(7 * 24 * 3600),
             expiry_interval: Duration::from_secs(60),
             time_zone: jiff::tz::TimeZone::system(),
+            queue_limit: 100,
         }
     }
 }
@@ -82,10 +86,23 @@ pub struct Submitted {
 pub enum PrintError {
     #[error("{0}")]
     Render(#[from] RenderError),
+    #[error(
+        "the printer's queue is full ({0} messages are waiting for it); try again once it has printed some"
+    )]
+    QueueFull(usize),
     #[error("the message could not be stored: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("there is no such message")]
     NoSuchMessage,
+}
+
+impl From<StoreError> for PrintError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::QueueFull(n) => PrintError::QueueFull(n),
+            other => PrintError::Store(other),
+        }
+    }
 }
 
 /// Who sent a message and how.
@@ -93,13 +110,27 @@ pub enum PrintError {
 pub struct PrintOptions {
     /// The print key it came through, if any.
     pub print_key_id: Option<i64>,
+    /// The signed-in user who sent it (web, API), if any.
+    pub sender_user_id: Option<i64>,
     /// The header time (default: now).
     pub at: Option<jiff::Timestamp>,
+    /// Print without the printer's face (`set_delivery_and_print_no_face`).
+    pub no_face: bool,
+}
+
+impl PrintOptions {
+    fn command(&self) -> CommandKind {
+        if self.no_face {
+            CommandKind::SetDeliveryAndPrintNoFace
+        } else {
+            CommandKind::SetDeliveryAndPrint
+        }
+    }
 }
 
 pub struct Printing {
     hub: Arc<Hub>,
-    store: Arc<Store>,
+    db: Db,
     renderer: Arc<Renderer>,
     config: PrintingConfig,
     /// Printers (by id) with a delivery in flight.
@@ -109,7 +140,7 @@ pub struct Printing {
 impl Printing {
     pub fn new(hub: Arc<Hub>, renderer: Arc<Renderer>, config: PrintingConfig) -> Arc<Printing> {
         Arc::new(Printing {
-            store: Arc::clone(&hub.store),
+            db: hub.db.clone(),
             hub,
             renderer,
             config,
@@ -134,6 +165,21 @@ impl Printing {
         sender: &str,
         options: PrintOptions,
     ) -> Result<Submitted, PrintError> {
+        let admission = self.renderer.admit().await?;
+        self.print_admitted(admission, printer, content, sender, options)
+            .await
+    }
+
+    /// [`Printing::print`] with a render slot already taken (take it
+    /// before reading a big request body: [`Renderer::admit`]).
+    pub async fn print_admitted(
+        self: &Arc<Self>,
+        admission: Admission,
+        printer: &PrinterRow,
+        content: Content,
+        sender: &str,
+        options: PrintOptions,
+    ) -> Result<Submitted, PrintError> {
         let at = options.at.unwrap_or_else(jiff::Timestamp::now);
         let envelope = Envelope {
             sender: sender.to_string(),
@@ -145,57 +191,90 @@ impl Printing {
             Content::Text(_) => "text",
             Content::Image(_) => "image",
         };
-        let rendered = self.renderer.render_message(content, envelope).await?;
+        let rendered = self
+            .renderer
+            .render_message_admitted(admission, content, envelope)
+            .await?;
         self.submit(
             printer,
-            &rendered.page,
+            rendered.page,
             rendered.truncated,
             sender,
             kind,
             at.as_second(),
-            options.print_key_id,
+            &options,
             None,
         )
+        .await
     }
 
-    /// Stores a rendered page as a new message and hands it on.
+    /// Stores a rendered page as a new message and hands it on. The PNG is
+    /// made off the runtime; the queue limit is checked in the same
+    /// transaction as the insert.
     #[allow(clippy::too_many_arguments)]
-    pub fn submit(
+    pub async fn submit(
         self: &Arc<Self>,
         printer: &PrinterRow,
-        page: &Page,
+        page: Page,
         truncated: bool,
         sender: &str,
         content_kind: &str,
         created_at: i64,
-        print_key_id: Option<i64>,
+        options: &PrintOptions,
         reprint_of: Option<i64>,
     ) -> Result<Submitted, PrintError> {
-        let png = page_to_png(page);
-        let id = self.store.insert_message(
-            &NewMessage {
-                printer_id: printer.id,
-                sender,
-                content_kind,
-                command_kind: CommandKind::SetDeliveryAndPrint.name(),
-                page_png: &png,
-                page_width: page.width(),
-                page_height: page.height(),
-                truncated,
-                created_at,
-                print_key_id,
-                reprint_of,
-            },
-            self.config.history,
-        )?;
+        let (png, width, height) =
+            tokio::task::spawn_blocking(move || (page_to_png(&page), page.width(), page.height()))
+                .await
+                .map_err(|e| {
+                    PrintError::Render(RenderError::Html(format!(
+                        "the page could not be stored: {e}"
+                    )))
+                })?;
+        let printer_id = printer.id;
+        let sender_owned = sender.to_string();
+        let content_kind = content_kind.to_string();
+        let command_kind = options.command().name();
+        let print_key_id = options.print_key_id;
+        let sender_user_id = options.sender_user_id;
+        let history = self.config.history;
+        let queue_limit = self.config.queue_limit;
+        let id = self
+            .db
+            .write(move |s| {
+                s.insert_message(
+                    &NewMessage {
+                        printer_id,
+                        sender: &sender_owned,
+                        content_kind: &content_kind,
+                        command_kind,
+                        page_png: &png,
+                        page_width: width,
+                        page_height: height,
+                        truncated,
+                        created_at,
+                        print_key_id,
+                        sender_user_id,
+                        reprint_of,
+                    },
+                    history,
+                    queue_limit,
+                )
+            })
+            .await?;
         tracing::info!(message_id = id, printer = %printer.address, sender, "message accepted");
-        Ok(self.hand_on(printer, id))
+        Ok(self.hand_on(printer.id, printer.address, id).await)
     }
 
     /// A freshly stored message: sent now if its printer is online and idle,
     /// queued otherwise.
-    fn hand_on(self: &Arc<Self>, printer: &PrinterRow, id: i64) -> Submitted {
-        let handed = if self.pump(printer.id, printer.address) == Some(id) {
+    async fn hand_on(
+        self: &Arc<Self>,
+        printer_id: i64,
+        device: DeviceAddress,
+        id: i64,
+    ) -> Submitted {
+        let handed = if self.pump(printer_id, device).await == Some(id) {
             Handed::Sent
         } else {
             Handed::Queued
@@ -207,40 +286,45 @@ impl Printing {
     }
 
     /// Sends a stored page again, as a new message.
-    pub fn reprint(
+    pub async fn reprint(
         self: &Arc<Self>,
         message_id: i64,
         sender: &str,
+        sender_user_id: Option<i64>,
     ) -> Result<Submitted, PrintError> {
+        let (history, limit) = (self.config.history, self.config.queue_limit);
+        let who = sender.to_string();
         let (id, printer_id) = self
-            .store
-            .reprint_message(message_id, sender, unix_now(), self.config.history)?
+            .db
+            .write(move |s| {
+                s.reprint_message(message_id, &who, sender_user_id, unix_now(), history, limit)
+            })
+            .await?
             .ok_or(PrintError::NoSuchMessage)?;
         let printer = self
-            .store
-            .printer_by_id(printer_id)?
+            .db
+            .read(move |s| s.printer_by_id(printer_id))
+            .await?
             .ok_or(PrintError::NoSuchMessage)?;
         tracing::info!(message_id = id, reprint_of = message_id, printer = %printer.address, sender, "reprint accepted");
-        Ok(self.hand_on(&printer, id))
+        Ok(self.hand_on(printer.id, printer.address, id).await)
     }
 
     /// Sends the printer's next queued message if it is online and has
     /// nothing in flight. Returns the id of the message sent, if any.
-    pub fn pump(
-        self: &Arc<Self>,
-        printer_id: i64,
-        device: crate::protocol::DeviceAddress,
-    ) -> Option<i64> {
+    pub async fn pump(self: &Arc<Self>, printer_id: i64, device: DeviceAddress) -> Option<i64> {
         if !self.hub.is_online(device) {
             return None;
         }
+        if !self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(printer_id)
         {
-            let mut busy = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if !busy.insert(printer_id) {
-                return None;
-            }
+            return None;
         }
-        let sent = self.send_next(printer_id, device);
+        let sent = self.send_next(printer_id, device).await;
         if sent.is_none() {
             self.in_flight
                 .lock()
@@ -251,153 +335,201 @@ impl Printing {
     }
 
     /// With the printer marked in flight: sends its oldest queued message.
-    fn send_next(
-        self: &Arc<Self>,
-        printer_id: i64,
-        device: crate::protocol::DeviceAddress,
-    ) -> Option<i64> {
-        let message = match self.store.next_queued(printer_id) {
-            Ok(Some(m)) => m,
+    /// The page is decoded and the command encoded off the runtime.
+    async fn send_next(self: &Arc<Self>, printer_id: i64, device: DeviceAddress) -> Option<i64> {
+        let found = self
+            .db
+            .read(move |s| {
+                let Some(m) = s.next_queued(printer_id)? else {
+                    return Ok(None);
+                };
+                let png = s.message_page(m.id)?.unwrap_or_default();
+                Ok::<_, StoreError>(Some((m, png)))
+            })
+            .await;
+        let (message, png) = match found {
+            Ok(Some(found)) => found,
             Ok(None) => return None,
             Err(e) => {
                 tracing::error!(printer = %device, "could not read the queue: {e}");
                 return None;
             }
         };
-        let page = match self
-            .store
-            .message_page(message.id)
-            .map_err(PrintError::from)
-            .and_then(|png| load_page(&png.unwrap_or_default()))
-        {
-            Ok(p) => p,
+        let route = match self.hub.route_command(device) {
+            Ok(r) => r,
+            Err(SendError::Offline(_)) => return None,
             Err(e) => {
-                tracing::error!(
-                    message_id = message.id,
-                    "the stored page can't be read: {e}"
-                );
-                let _ = self.store.mark_answered(
-                    message.id,
-                    0xff,
-                    Some("the stored page could not be read"),
-                    unix_now(),
-                );
+                tracing::warn!(message_id = message.id, "{e}; it stays queued");
                 return None;
             }
         };
         let kind = CommandKind::from_name(&message.command_kind)
             .unwrap_or(CommandKind::SetDeliveryAndPrint);
-        let device_text = device.to_string();
-        let dispatched = self.hub.send_to_device(device, kind.name(), |bridge, id| {
-            print_command(bridge, &device_text, id, kind, std::slice::from_ref(&page))
-                .expect("one page for a delivery")
-        });
-        let dispatched = match dispatched {
+        let (bridge, command_id) = (route.bridge, route.command_id);
+        let built = tokio::task::spawn_blocking(move || {
+            let page = load_page(&png)?;
+            Ok::<_, PrintError>(
+                print_command(
+                    &bridge.to_string(),
+                    &device.to_string(),
+                    command_id,
+                    kind,
+                    std::slice::from_ref(&page),
+                )
+                .expect("one page for a delivery"),
+            )
+        })
+        .await;
+        let text = match built {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) => {
+                tracing::error!(
+                    message_id = message.id,
+                    "the stored page can't be read: {e}"
+                );
+                let id = message.id;
+                self.db
+                    .write_detached(format!("mark message {id} failed"), move |s| {
+                        s.mark_answered(
+                            id,
+                            0xff,
+                            Some("the stored page could not be read"),
+                            unix_now(),
+                        )
+                    });
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(message_id = message.id, "encoding the delivery failed: {e}");
+                return None;
+            }
+        };
+        let dispatched = match self.hub.dispatch(route, kind.name(), text) {
             Ok(d) => d,
-            Err(SendError::Offline(_)) => return None,
-            Err(e @ SendError::BridgeBusy(_)) => {
+            Err(e) => {
                 tracing::warn!(message_id = message.id, "{e}; it stays queued");
                 return None;
             }
         };
-        if let Err(e) = self
-            .store
-            .mark_sent(message.id, dispatched.command_id, unix_now())
-        {
-            tracing::error!(
-                message_id = message.id,
-                "could not record the delivery: {e}"
-            );
+        let id = message.id;
+        let marked = self
+            .db
+            .write(move |s| s.mark_sent(id, command_id, unix_now()))
+            .await;
+        if let Err(e) = marked {
+            tracing::error!(message_id = id, "could not record the delivery: {e}");
         }
         tracing::info!(
-            message_id = message.id,
+            message_id = id,
             printer = %device,
-            command_id = dispatched.command_id,
+            command_id,
             attempt = message.attempts + 1,
             "delivery sent"
         );
         let this = Arc::clone(self);
-        let id = message.id;
         tokio::spawn(async move {
             let fate = dispatched
                 .fate
                 .await
                 .unwrap_or(CommandFate::ConnectionClosed);
-            this.settle(&message, fate);
+            this.settle(&message, fate).await;
             this.in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&printer_id);
-            this.pump(printer_id, device);
+            Printing::pump_again(this, printer_id, device).await;
         });
         Some(id)
     }
 
+    /// [`Printing::pump`] as a boxed future: the delivery task calls it,
+    /// and a plain `async` call would make the future's type recursive.
+    fn pump_again(
+        this: Arc<Self>,
+        printer_id: i64,
+        device: DeviceAddress,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            this.pump(printer_id, device).await;
+        })
+    }
+
     /// Records what became of a delivery.
-    fn settle(&self, message: &MessageRow, fate: CommandFate) {
+    async fn settle(&self, message: &MessageRow, fate: CommandFate) {
         let now = unix_now();
+        let id = message.id;
         let result = match fate {
             CommandFate::Answered(code) if code.is_success() => {
-                tracing::info!(message_id = message.id, "delivered");
-                self.store.mark_answered(message.id, 0, None, now)
+                tracing::info!(message_id = id, "delivered");
+                self.db
+                    .write(move |s| s.mark_answered(id, 0, None, now))
+                    .await
             }
             CommandFate::Answered(code) => {
-                tracing::warn!(message_id = message.id, return_code = %code, "delivery failed: {}", code.description());
-                self.store
-                    .mark_answered(message.id, code.value(), Some(code.description()), now)
+                tracing::warn!(message_id = id, return_code = %code, "delivery failed: {}", code.description());
+                self.db
+                    .write(move |s| {
+                        s.mark_answered(id, code.value(), Some(code.description()), now)
+                    })
+                    .await
             }
             CommandFate::TimedOut => {
                 tracing::warn!(
-                    message_id = message.id,
+                    message_id = id,
                     "no answer within 60 s: timed out (not re-sent; reprint if it did not print)"
                 );
-                self.store.mark_timed_out(message.id, now)
+                self.db.write(move |s| s.mark_timed_out(id, now)).await
             }
             CommandFate::ConnectionClosed => {
                 tracing::info!(
-                    message_id = message.id,
+                    message_id = id,
                     "the bridge went away before answering: back to the queue"
                 );
-                self.store.requeue(message.id)
+                self.db.write(move |s| s.requeue(id)).await
             }
         };
         if let Err(e) = result {
-            tracing::error!(
-                message_id = message.id,
-                "could not record the delivery's fate: {e}"
-            );
+            tracing::error!(message_id = id, "could not record the delivery's fate: {e}");
         }
     }
 
     /// Tries every printer that has queued messages.
-    pub fn pump_all(self: &Arc<Self>) {
-        let ids = match self.store.printers_with_queued() {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::error!("could not read the queues: {e}");
-                return;
+    pub async fn pump_all(self: &Arc<Self>) {
+        let printers = self
+            .db
+            .read(|s| {
+                let mut out = Vec::new();
+                for id in s.printers_with_queued()? {
+                    if let Some(p) = s.printer_by_id(id)? {
+                        out.push((p.id, p.address));
+                    }
+                }
+                Ok::<_, StoreError>(out)
+            })
+            .await;
+        match printers {
+            Ok(printers) => {
+                for (id, address) in printers {
+                    self.pump(id, address).await;
+                }
             }
-        };
-        for id in ids {
-            if let Ok(Some(p)) = self.store.printer_by_id(id) {
-                self.pump(p.id, p.address);
-            }
+            Err(e) => tracing::error!("could not read the queues: {e}"),
         }
     }
 
-    fn on_change(self: &Arc<Self>, change: Change) {
+    async fn on_change(self: &Arc<Self>, change: Change) {
         match change {
             Change::Online(device) => {
-                if let Ok(Some(p)) = self.store.printer_by_address(device) {
-                    self.pump(p.id, device);
+                if let Ok(Some(p)) = self.db.read(move |s| s.printer_by_address(device)).await {
+                    self.pump(p.id, device).await;
                 }
             }
             Change::Printed { device, print_id } => {
-                match self.store.message_printed(print_id, unix_now()) {
-                    Ok(true) => tracing::debug!(%device, print_id, "printed"),
-                    Ok(false) => {}
-                    Err(e) => tracing::error!("could not record did_print: {e}"),
-                }
+                let now = unix_now();
+                self.db.write_detached(
+                    format!("record did_print {print_id} of {device}"),
+                    move |s| s.message_printed(print_id, now).map(|_| ()),
+                );
             }
             Change::Offline(_) => {}
         }
@@ -410,39 +542,48 @@ impl Printing {
         self: &Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        match self.store.requeue_all_sent() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                count = n,
-                "messages that were in flight when the server stopped are queued again"
-            ),
-            Err(e) => tracing::error!("could not requeue messages in flight: {e}"),
-        }
         let this = Arc::clone(self);
         let mut changes = self.hub.subscribe();
         tokio::spawn(async move {
+            match this.db.write(|s| s.requeue_all_sent()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    count = n,
+                    "messages that were in flight when the server stopped are queued again"
+                ),
+                Err(e) => tracing::error!("could not requeue messages in flight: {e}"),
+            }
             let mut expiry = tokio::time::interval(this.config.expiry_interval);
             loop {
                 tokio::select! {
                     change = changes.recv() => match change {
-                        Ok(c) => this.on_change(c),
+                        // Each change on its own task: a printer whose
+                        // queue waits for the disk holds up no other.
+                        Ok(c) => {
+                            let this = Arc::clone(&this);
+                            tokio::spawn(async move { this.on_change(c).await });
+                        }
                         Err(RecvError::Lagged(n)) => {
                             tracing::debug!(missed = n, "missed presence changes; checking every queue");
-                            this.pump_all();
+                            let this = Arc::clone(&this);
+                            tokio::spawn(async move { this.pump_all().await });
                         }
                         Err(RecvError::Closed) => break,
                     },
                     _ = expiry.tick() => {
                         // Also picks up messages queued by another process
                         // (`sirius message reprint`) for printers online now.
-                        this.pump_all();
-                        let now = unix_now();
-                        let cutoff = now - this.config.hold_limit.as_secs() as i64;
-                        match this.store.expire_queued(cutoff, now) {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(count = n, "messages held too long expired"),
-                            Err(e) => tracing::error!("could not expire messages: {e}"),
-                        }
+                        let this = Arc::clone(&this);
+                        tokio::spawn(async move {
+                            this.pump_all().await;
+                            let now = unix_now();
+                            let cutoff = now - this.config.hold_limit.as_secs() as i64;
+                            match this.db.write(move |s| s.expire_queued(cutoff, now)).await {
+                                Ok(0) => {}
+                                Ok(n) => tracing::info!(count = n, "messages held too long expired"),
+                                Err(e) => tracing::error!("could not expire messages: {e}"),
+                            }
+                        });
                     }
                     _ = shutdown.changed() => break,
                 }

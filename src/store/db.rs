@@ -70,6 +70,7 @@ impl Db {
             .spawn(move || {
                 while let Some(job) = jobs.blocking_recv() {
                     thread_counters.queued.fetch_sub(1, Relaxed);
+                    let started = std::time::Instant::now();
                     // A panicking write is a bug; it must not take the writer
                     // (and every later write) down with it. The waiting side
                     // sees its answer channel dropped.
@@ -77,6 +78,9 @@ impl Db {
                     if std::panic::catch_unwind(run).is_err() {
                         tracing::error!("a database write panicked; it was abandoned");
                     }
+                    crate::metrics::global()
+                        .store_write_seconds
+                        .observe(started.elapsed().as_secs_f64());
                 }
             })
             .expect("could not start the database writer thread");
@@ -188,7 +192,10 @@ mod tests {
         let last = db.write(|s| s.create_user("last", None, 99)).await.unwrap();
         let users = db.read(|s| s.list_users()).await.unwrap();
         assert_eq!(users.len(), 21);
-        assert_eq!(users.last().unwrap().id, last.id);
+        // Done in the order asked: user0 first, "last" last.
+        let id_of = |name: &str| users.iter().find(|u| u.username == name).unwrap().id;
+        assert!(id_of("user0") < id_of("user19"));
+        assert_eq!(users.iter().map(|u| u.id).max(), Some(last.id));
         assert_eq!(db.writes_waiting(), 0);
     }
 

@@ -60,6 +60,8 @@ pub struct NewMessage<'a> {
     pub truncated: bool,
     pub created_at: i64,
     pub print_key_id: Option<i64>,
+    /// The signed-in user who sent it (web, API).
+    pub sender_user_id: Option<i64>,
     pub reprint_of: Option<i64>,
 }
 
@@ -125,14 +127,23 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
 
 impl Store {
     /// Stores a new message as `queued`, and trims the printer's history to
-    /// the newest `keep` finished messages, in one transaction.
-    pub fn insert_message(&self, m: &NewMessage<'_>, keep: usize) -> Result<i64, StoreError> {
+    /// the newest `keep` finished messages, in one transaction. Refused
+    /// with [`StoreError::QueueFull`] when the printer already has
+    /// `queue_limit` messages waiting (what is queued stays).
+    pub fn insert_message(
+        &self,
+        m: &NewMessage<'_>,
+        keep: usize,
+        queue_limit: usize,
+    ) -> Result<i64, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        check_queue(&tx, m.printer_id, queue_limit)?;
         tx.prepare_cached(
             "INSERT INTO messages (printer_id, sender, content_kind, command_kind, page_png,
-                page_width, page_height, truncated, created_at, state, print_key_id, reprint_of)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10, ?11)",
+                page_width, page_height, truncated, created_at, state, print_key_id, reprint_of,
+                sender_user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10, ?11, ?12)",
         )?
         .execute(params![
             m.printer_id,
@@ -146,6 +157,7 @@ impl Store {
             m.created_at,
             m.print_key_id,
             m.reprint_of,
+            m.sender_user_id,
         ])?;
         let id = tx.last_insert_rowid();
         trim_history(&tx, m.printer_id, keep)?;
@@ -161,20 +173,31 @@ impl Store {
         &self,
         id: i64,
         sender: &str,
+        sender_user_id: Option<i64>,
         now: i64,
         keep: usize,
+        queue_limit: usize,
     ) -> Result<Option<(i64, i64)>, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        let printer: Option<i64> = tx
+            .prepare_cached("SELECT printer_id FROM messages WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let Some(printer) = printer else {
+            return Ok(None);
+        };
+        check_queue(&tx, printer, queue_limit)?;
         let inserted = tx
             .prepare_cached(
                 "INSERT INTO messages (printer_id, sender, content_kind, command_kind, page_png,
-                    page_width, page_height, truncated, created_at, state, reprint_of)
+                    page_width, page_height, truncated, created_at, state, reprint_of,
+                    sender_user_id)
                  SELECT printer_id, ?2, 'reprint', command_kind, page_png,
-                    page_width, page_height, truncated, ?3, 'queued', id
+                    page_width, page_height, truncated, ?3, 'queued', id, ?4
                  FROM messages WHERE id = ?1",
             )?
-            .execute(params![id, sender, now])?;
+            .execute(params![id, sender, now, sender_user_id])?;
         if inserted == 0 {
             return Ok(None);
         }
@@ -216,6 +239,22 @@ impl Store {
             ))?
             .query_row([printer_id], message_from_row)
             .optional()?)
+    }
+
+    /// How many messages are in each state, and how many printers have
+    /// messages waiting (for `/metrics`).
+    pub fn message_counts(&self) -> Result<(Vec<(String, i64)>, i64), StoreError> {
+        let conn = self.reader();
+        let by_state = conn
+            .prepare_cached("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let printers: i64 = conn
+            .prepare_cached(
+                "SELECT count(DISTINCT printer_id) FROM messages WHERE state = 'queued'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok((by_state, printers))
     }
 
     /// Printers that have queued messages.
@@ -353,6 +392,23 @@ impl Store {
     }
 }
 
+/// [`StoreError::QueueFull`] when the printer has `limit` messages waiting.
+fn check_queue(
+    tx: &rusqlite::Transaction<'_>,
+    printer_id: i64,
+    limit: usize,
+) -> Result<(), StoreError> {
+    let waiting: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM messages WHERE printer_id = ?1 AND state IN ('queued', 'sent')",
+        )?
+        .query_row([printer_id], |r| r.get(0))?;
+    if waiting as usize >= limit.max(1) {
+        return Err(StoreError::QueueFull(waiting as usize));
+    }
+    Ok(())
+}
+
 /// Deletes a printer's finished messages beyond the newest `keep`.
 fn trim_history(
     tx: &rusqlite::Transaction<'_>,
@@ -393,15 +449,36 @@ mod tests {
             truncated: false,
             created_at: 100,
             print_key_id: None,
+            sender_user_id: None,
             reprint_of: None,
         }
     }
 
     #[test]
+    fn a_full_queue_refuses_new_messages_and_keeps_the_old() {
+        let (s, p) = store_with_printer();
+        let a = s.insert_message(&new(p, "a"), 100, 2).unwrap();
+        s.insert_message(&new(p, "b"), 100, 2).unwrap();
+        assert!(matches!(
+            s.insert_message(&new(p, "c"), 100, 2),
+            Err(StoreError::QueueFull(2))
+        ));
+        assert!(matches!(
+            s.reprint_message(a, "again", None, 101, 100, 2),
+            Err(StoreError::QueueFull(2))
+        ));
+        assert_eq!(s.next_queued(p).unwrap().unwrap().id, a);
+        s.mark_sent(a, 7, 102).unwrap();
+        s.mark_answered(a, 0, None, 103).unwrap();
+        // Room again once one is delivered.
+        s.insert_message(&new(p, "c"), 100, 2).unwrap();
+    }
+
+    #[test]
     fn queue_order_and_states() {
         let (s, p) = store_with_printer();
-        let a = s.insert_message(&new(p, "a"), 100).unwrap();
-        let b = s.insert_message(&new(p, "b"), 100).unwrap();
+        let a = s.insert_message(&new(p, "a"), 100, 1000).unwrap();
+        let b = s.insert_message(&new(p, "b"), 100, 1000).unwrap();
         assert_eq!(s.next_queued(p).unwrap().unwrap().id, a);
         s.mark_sent(a, 7, 101).unwrap();
         assert_eq!(s.next_queued(p).unwrap().unwrap().id, b);
@@ -427,7 +504,7 @@ mod tests {
     #[test]
     fn restart_requeues_sent_and_expiry() {
         let (s, p) = store_with_printer();
-        let a = s.insert_message(&new(p, "a"), 100).unwrap();
+        let a = s.insert_message(&new(p, "a"), 100, 1000).unwrap();
         s.mark_sent(a, 1, 1).unwrap();
         assert_eq!(s.requeue_all_sent().unwrap(), 1);
         assert_eq!(s.message(a).unwrap().unwrap().state, MessageState::Queued);
@@ -441,14 +518,14 @@ mod tests {
         let (s, p) = store_with_printer();
         let mut ids = Vec::new();
         for i in 0..6 {
-            let id = s.insert_message(&new(p, "x"), 3).unwrap();
+            let id = s.insert_message(&new(p, "x"), 3, 1000).unwrap();
             if i < 5 {
                 s.mark_sent(id, i + 1, 1).unwrap();
                 s.mark_answered(id, 0, None, 2).unwrap();
             }
             ids.push(id);
         }
-        s.insert_message(&new(p, "y"), 3).unwrap();
+        s.insert_message(&new(p, "y"), 3, 1000).unwrap();
         let left: Vec<i64> = s
             .recent_messages(p, 100)
             .unwrap()

@@ -123,6 +123,11 @@ pub enum StoreError {
     /// Hashing a password failed (the system's random generator, usually).
     #[error("could not hash the password: {0}")]
     PasswordHash(String),
+    /// A printer has as many messages waiting as it may.
+    #[error(
+        "the printer's queue is full ({0} messages are waiting for it); try again once it has printed some"
+    )]
+    QueueFull(usize),
     /// A value in the database is not what Sirius wrote there.
     #[error(
         "the database holds a value Sirius can't read ({0}); was the file edited by hand? restore a backup"
@@ -551,7 +556,7 @@ mod tests {
         // Again: nothing is applied twice (the ALTER would fail).
         apply_versions(&mut conn, &versions).unwrap();
 
-        versions.push("CREATE TABLE sessions (id INTEGER PRIMARY KEY); THIS IS NOT SQL");
+        versions.push("CREATE TABLE later_table (id INTEGER PRIMARY KEY); THIS IS NOT SQL");
         let err = apply_versions(&mut conn, &versions).unwrap_err();
         assert!(
             matches!(err, StoreError::Migration { version, .. } if version == SCHEMA_VERSION + 2),
@@ -560,7 +565,7 @@ mod tests {
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION + 1);
         let sessions: i64 = conn
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'sessions'",
+                "SELECT count(*) FROM sqlite_master WHERE name = 'later_table'",
                 [],
                 |r| r.get(0),
             )
@@ -572,6 +577,65 @@ mod tests {
             Store::open(&dir.file()),
             Err(StoreError::TooNew { .. })
         ));
+    }
+
+    #[test]
+    fn print_keys_made_before_hashing_keep_working() {
+        let dir = TempDb::new("v2-keys");
+        {
+            let mut conn = Connection::open(dir.file()).unwrap();
+            configure(&conn).unwrap();
+            apply_versions(&mut conn, &[SCHEMA, MIGRATIONS[0]]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO printers (address, hardware_xor, first_seen) VALUES ('000d6f000273ce0b', 7586148, 1);
+                 INSERT INTO print_keys (printer_id, secret, created_at, uses) VALUES (1, 'abcdefghijklmnopqrstuvwx', 2, 5);
+                 INSERT INTO print_key_senders (key_id, sender, uses) VALUES (1, 'Ada', 5);
+                 INSERT INTO messages (printer_id, sender, content_kind, command_kind, page_png, page_width,
+                     page_height, created_at, state, print_key_id) VALUES (1, 'Ada', 'text', 'x', x'00', 1, 1, 3, 'delivered', 1);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&dir.file()).unwrap();
+        let (key, printer) = store
+            .print_key("abcdefghijklmnopqrstuvwx")
+            .unwrap()
+            .unwrap();
+        assert_eq!((key.id, key.prefix.as_str(), key.uses), (1, "abcd", 5));
+        assert_eq!(key.default_sender(), "Print key 1");
+        assert_eq!(printer.address.to_string(), "000d6f000273ce0b");
+        assert_eq!(store.list_print_keys().unwrap()[0].senders, vec!["Ada"]);
+        // The secret itself is gone from the file.
+        let conn = store.lock();
+        let leaked: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM print_keys WHERE secret_hash LIKE '%abcdefgh%' OR prefix != 'abcd'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leaked, 0);
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1, "foreign keys are back on after the rebuild");
+    }
+
+    #[test]
+    fn reads_go_on_while_another_process_holds_the_write_lock() {
+        let dir = TempDb::new("reader");
+        let store = Store::open(&dir.file()).unwrap();
+        store.create_user("ada", None, 1).unwrap();
+        let other = Connection::open(dir.file()).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO meta VALUES ('x', 'y');")
+            .unwrap();
+        let t = std::time::Instant::now();
+        assert!(store.user_by_name("ada").unwrap().is_some());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "the read waited for the writer"
+        );
+        other.execute_batch("COMMIT").unwrap();
     }
 
     #[test]

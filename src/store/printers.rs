@@ -150,6 +150,114 @@ impl Store {
         Ok(())
     }
 
+    /// Writes printers heard from, in one transaction counted as one write:
+    /// a row is made for a printer heard for the first time (linked to the
+    /// newest claim for its hardware xor), and every row gets its last-heard
+    /// time (never moved back) and bridge. Then, for each bridge in the
+    /// batch, unclaimed printers beyond the newest `keep` (by last heard)
+    /// are deleted — unless messages or print keys refer to them. Claimed
+    /// printers are never deleted.
+    pub fn remember_printers(
+        &self,
+        items: &[(DeviceAddress, i64, Option<BridgeAddress>)],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO printers (address, hardware_xor, claim_id, first_seen, last_heard, last_bridge)
+                 VALUES (?1, ?2, (SELECT max(id) FROM claims WHERE hardware_xor = ?2), ?3, ?3, ?4)
+                 ON CONFLICT (address) DO UPDATE SET
+                     last_heard = max(coalesce(last_heard, excluded.last_heard), excluded.last_heard),
+                     last_bridge = coalesce(excluded.last_bridge, last_bridge)",
+            )?;
+            for (device, heard, bridge) in items {
+                upsert.execute(rusqlite::params![
+                    device,
+                    device.hardware_xor(),
+                    heard,
+                    bridge
+                ])?;
+            }
+            let mut bridges: Vec<BridgeAddress> = items.iter().filter_map(|i| i.2).collect();
+            bridges.sort();
+            bridges.dedup();
+            let mut prune = tx.prepare_cached(
+                "DELETE FROM printers WHERE id IN (
+                     SELECT id FROM printers
+                     WHERE claim_id IS NULL AND last_bridge = ?1
+                     ORDER BY coalesce(last_heard, first_seen) DESC, id DESC
+                     LIMIT -1 OFFSET ?2)
+                 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.printer_id = printers.id)
+                 AND NOT EXISTS (SELECT 1 FROM print_keys k WHERE k.printer_id = printers.id)",
+            )?;
+            for bridge in bridges {
+                prune.execute(rusqlite::params![bridge, keep as i64])?;
+            }
+        }
+        tx.commit()?;
+        self.wrote();
+        Ok(())
+    }
+
+    /// Whether a claim owns this printer: the claim its row is linked to,
+    /// or, for an address without a row, a claim with its hardware xor.
+    pub fn is_claimed(&self, device: DeviceAddress) -> Result<bool, StoreError> {
+        let conn = self.reader();
+        let linked: Option<Option<i64>> = conn
+            .prepare_cached("SELECT claim_id FROM printers WHERE address = ?1")?
+            .query_row([device], |row| row.get(0))
+            .optional()?;
+        Ok(match linked {
+            Some(claim) => claim.is_some(),
+            None => conn
+                .prepare_cached("SELECT 1 FROM claims WHERE hardware_xor = ?1 LIMIT 1")?
+                .query_row([device.hardware_xor()], |_| Ok(()))
+                .optional()?
+                .is_some(),
+        })
+    }
+
+    /// Deletes unclaimed printers not heard from since `cutoff` (unix
+    /// seconds) — unless messages or print keys refer to them — and bridges
+    /// not seen since then, with their logs. Returns how many printers and
+    /// bridges were deleted. Claimed printers are never deleted.
+    pub fn forget_before(&self, cutoff: i64) -> Result<(usize, usize), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let printers = tx
+            .prepare_cached(
+                "DELETE FROM printers
+                 WHERE claim_id IS NULL AND coalesce(last_heard, first_seen) < ?1
+                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.printer_id = printers.id)
+                   AND NOT EXISTS (SELECT 1 FROM print_keys k WHERE k.printer_id = printers.id)",
+            )?
+            .execute([cutoff])?;
+        tx.prepare_cached(
+            "DELETE FROM bridge_log WHERE bridge_address IN
+                 (SELECT address FROM bridges WHERE last_seen < ?1)",
+        )?
+        .execute([cutoff])?;
+        let bridges = tx
+            .prepare_cached("DELETE FROM bridges WHERE last_seen < ?1")?
+            .execute([cutoff])?;
+        // Log rows of bridges that have no row (written before it).
+        tx.prepare_cached(
+            "DELETE FROM bridge_log WHERE received_at < ?1
+               AND bridge_address NOT IN (SELECT address FROM bridges)",
+        )?
+        .execute([cutoff])?;
+        tx.commit()?;
+        if printers + bridges > 0 {
+            self.wrote();
+        }
+        Ok((printers, bridges))
+    }
+
     /// The link key to send when `device` asks for one
     /// (`encryption_key_required`): the key of the claim code its printer is
     /// linked to. `None` while unclaimed: send nothing, the bridge will ask
@@ -186,6 +294,66 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unclaimed_printers_are_kept_64_per_bridge_claimed_ones_always() {
+        let store = Store::open_in_memory().unwrap();
+        let bridge = BridgeAddress::parse("000d6f0001b3719d").unwrap();
+        let other = BridgeAddress::parse("000d6f0002ff7a91").unwrap();
+        let user = store.create_user("ada", None, 1).unwrap();
+        // A claimed printer heard long ago through the same bridge.
+        let claimed = device(1);
+        let code = ClaimCode::new(
+            claimed.hardware_xor(),
+            crate::protocol::ClaimSecret::new(0xeb1ba696a0).unwrap(),
+        );
+        store.claim(user.id, &code, "Kitchen", 1).unwrap();
+        store
+            .remember_printers(&[(claimed, 1, Some(bridge))], 3)
+            .unwrap();
+        let batch: Vec<_> = (10..20)
+            .map(|n| (device(n), 100 + n as i64, Some(bridge)))
+            .collect();
+        store.remember_printers(&batch, 3).unwrap();
+        store
+            .remember_printers(&[(device(50), 5, Some(other))], 3)
+            .unwrap();
+        let all = store.list_printers().unwrap();
+        let on_bridge: Vec<_> = all
+            .iter()
+            .filter(|p| p.last_bridge == Some(bridge) && p.claim_id.is_none())
+            .map(|p| p.address)
+            .collect();
+        assert_eq!(
+            on_bridge,
+            vec![device(17), device(18), device(19)],
+            "the newest 3"
+        );
+        assert!(
+            all.iter()
+                .any(|p| p.address == claimed && p.claim_id.is_some())
+        );
+        assert!(all.iter().any(|p| p.address == device(50)));
+        assert!(store.is_claimed(claimed).unwrap());
+        assert!(!store.is_claimed(device(19)).unwrap());
+        assert!(!store.is_claimed(device(99)).unwrap());
+
+        // 30 days later: unclaimed printers not heard since are deleted
+        // (unless a message refers to one), claimed ones never.
+        let keep = store.printer_by_address(device(18)).unwrap().unwrap();
+        store
+            .create_print_key(keep.id, "abcdefghijklmnopqrstuvwx", None, None, 1)
+            .unwrap();
+        let (printers, _) = store.forget_before(1000).unwrap();
+        assert_eq!(printers, 3);
+        let left: Vec<_> = store
+            .list_printers()
+            .unwrap()
+            .iter()
+            .map(|p| p.address)
+            .collect();
+        assert_eq!(left, vec![claimed, device(18)]);
+    }
 
     fn device(n: u32) -> DeviceAddress {
         let mut bytes = [0, 0x0d, 0x6f, 0, 0, 0, 0, 0];

@@ -33,17 +33,73 @@ pub struct AppState {
     pub print_key_limiter: print_key::RateLimiter,
     /// The web app (pages for people): [`app`].
     pub app: app::App,
+    /// The same print twice within 30 s prints once.
+    pub print_dedupe: print_key::Dedupe,
+    /// Time for a whole request body to arrive.
+    pub body_deadline: std::time::Duration,
+    /// Whether `/metrics` answers other addresses than loopback.
+    pub metrics_public: bool,
 }
 
 pub type Body = Full<Bytes>;
 
-/// Routes one request.
+/// Routes one request, and counts it for `/metrics`.
 pub async fn handle(
     state: Arc<AppState>,
     req: Request<Incoming>,
     remote: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
+    let class = crate::metrics::route_class(req.uri().path());
+    let resp = route(state, req, remote).await?;
+    crate::metrics::count_request(class, resp.status().as_u16());
+    Ok(resp)
+}
+
+/// `/metrics`, for the machine's own monitoring (see [`crate::metrics`]).
+async fn metrics_page(
+    state: &AppState,
+    req: &Request<Incoming>,
+    remote: SocketAddr,
+) -> Response<Body> {
+    let direct_local = remote.ip().is_loopback() && !req.headers().contains_key("x-forwarded-for");
+    if !(direct_local || state.metrics_public) {
+        return text_response(
+            StatusCode::NOT_FOUND,
+            "not found (/metrics answers only this machine; start the server with --metrics-public to open it)\n",
+        );
+    }
+    let snapshot = state
+        .db
+        .read(|s| s.message_counts())
+        .await
+        .map(
+            |(messages, printers_with_queue)| crate::metrics::StoreSnapshot {
+                messages,
+                printers_with_queue,
+            },
+        )
+        .unwrap_or_else(|e| {
+            tracing::error!("metrics: could not read the database: {e}");
+            Default::default()
+        });
+    let body = crate::metrics::render(&state.hub, &snapshot, state.db.writes_waiting());
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+async fn route(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    if path == "/metrics" {
+        return Ok(metrics_page(&state, &req, remote).await);
+    }
     if let Some(secret) = path.strip_prefix("/printkey/") {
         let secret = secret.to_string();
         return Ok(print_key::handle(&state, req, &secret).await);
@@ -52,7 +108,7 @@ pub async fn handle(
         .strip_prefix("/_/messages/")
         .and_then(|p| p.strip_suffix(".png"))
     {
-        return Ok(message_png(&state, id));
+        return Ok(message_png(&state, id).await);
     }
     let resp = match (req.method(), path.as_str()) {
         (_, "/api/v1/connection") => upgrade::upgrade(&state.hub, req, remote),
@@ -89,11 +145,11 @@ pub fn text_response(status: StatusCode, text: &str) -> Response<Body> {
 }
 
 /// A message's page, as it printed (for thumbnails on the status page).
-fn message_png(state: &AppState, id: &str) -> Response<Body> {
+async fn message_png(state: &AppState, id: &str) -> Response<Body> {
     let Ok(id) = id.parse::<i64>() else {
         return text_response(StatusCode::NOT_FOUND, "not found\n");
     };
-    match state.hub.store.message_page(id) {
+    match state.db.read(move |s| s.message_page(id)).await {
         Ok(Some(png)) => {
             let mut r = Response::new(Full::new(Bytes::from(png)));
             r.headers_mut()
@@ -125,7 +181,9 @@ fn healthz(state: &AppState) -> Value {
 fn stats(state: &AppState) -> Value {
     let hub = &state.hub;
     let mut v = hub.stats.to_json();
-    v["store_writes"] = hub.store.writes().into();
+    v["store_writes"] = state.db.store().writes().into();
+    v["store_writes_waiting"] = state.db.writes_waiting().into();
+    v["store_writes_dropped"] = state.db.writes_dropped().into();
     v["bridges_connected"] = hub.bridges_connected().into();
     v["printers_online"] = hub.printers_online().into();
     v["bridge_sessions"] = hub.live_sessions().into();

@@ -4,8 +4,10 @@
 //!
 //! * `GET`: the printer's card, as JSON (`{"name", "owner", "status"}`) or,
 //!   for a browser that prefers HTML, a page with API documentation.
-//! * `POST ?from=NAME`: prints the body — `text/html`, `image/*` (sniffed),
-//!   other `text/*`, or `application/json` with `html` or `text`.
+//! * `POST ?from=NAME[&face=none]`: prints the body — `text/html`,
+//!   `image/*` (sniffed), other `text/*`, or `application/json` with `html`
+//!   or `text`. A render slot is taken before the body is read, and the
+//!   body must arrive within 30 s (`HttpLimits::body_deadline`).
 //! * `OPTIONS`: CORS preflight. Every answer carries
 //!   `Access-Control-Allow-Origin: *`.
 
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, Body, json_response, templates};
 use crate::bridge::hub::unix_now;
-use crate::compose::Content;
+use crate::compose::{Content, RenderError};
 use crate::printing::{PrintError, PrintOptions};
 
 /// Largest body a print accepts.
@@ -124,7 +126,8 @@ async fn route(state: &AppState, req: Request<Incoming>, secret: &str) -> Respon
         return r;
     }
     let found = if looks_like_secret(secret) {
-        state.hub.store.print_key(secret)
+        let secret = secret.to_string();
+        state.db.read(move |s| s.print_key(&secret)).await
     } else {
         Ok(None)
     };
@@ -287,7 +290,8 @@ async fn post(
     printer: &crate::store::PrinterRow,
 ) -> Response<Body> {
     let key_id = key.id;
-    let sender = sender_from_query(req.uri().query()).unwrap_or_else(|| key.default_sender());
+    let query = req.uri().query().map(str::to_string);
+    let sender = sender_from_query(query.as_deref()).unwrap_or_else(|| key.default_sender());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -333,9 +337,15 @@ async fn post(
         );
         return r;
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    // A render slot before the body: at most a few bodies are held at once.
+    let admission = match state.printing.renderer().admit().await {
+        Ok(a) => a,
+        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let body = Limited::new(req.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout(state.body_deadline, body).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
@@ -346,7 +356,18 @@ async fn post(
             }
             return message(StatusCode::BAD_REQUEST, "the body could not be read");
         }
+        Err(_) => {
+            return message(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} s; send it again over a faster connection",
+                    state.body_deadline.as_secs()
+                ),
+            );
+        }
     };
+    let no_face = face_from_query(query.as_deref());
+    let fingerprint = Dedupe::fingerprint(key_id, &mime, &sender, no_face, &body);
     let content = if mime == "text/html" {
         Content::Html(String::from_utf8_lossy(&body).into_owned())
     } else if mime.starts_with("image/") {
@@ -373,38 +394,130 @@ async fn post(
             }
         }
     };
-    let result = state
-        .printing
-        .print(
-            printer,
-            content,
-            &sender,
-            PrintOptions {
+    // The same content sent again within 30 s (a phone app's share sheet
+    // firing twice) gets the first message's answer, and prints once.
+    let (cell, first) = state.print_dedupe.entry(fingerprint);
+    let answer = cell
+        .get_or_init(|| async {
+            let options = PrintOptions {
                 print_key_id: Some(key_id),
-                at: None,
-            },
-        )
-        .await;
+                no_face,
+                ..Default::default()
+            };
+            let result = state
+                .printing
+                .print_admitted(admission, printer, content, &sender, options)
+                .await;
+            print_answer(state, key_id, &sender, result)
+        })
+        .await
+        .clone();
+    if answer.0 != StatusCode::OK {
+        // Only successes are remembered: a failed print may be retried.
+        state.print_dedupe.forget(&fingerprint);
+    } else if !first {
+        tracing::info!(
+            key_id,
+            "the same content again within 30 s: answered with the first message, not printed twice"
+        );
+    }
+    let mut r = json_response(answer.0, &answer.1);
+    if answer.0 == StatusCode::TOO_MANY_REQUESTS {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    }
+    r
+}
+
+/// The status and JSON a print key answers for a print's outcome.
+fn print_answer(
+    state: &AppState,
+    key_id: i64,
+    sender: &str,
+    result: Result<crate::printing::Submitted, PrintError>,
+) -> (StatusCode, Value) {
+    let msg = |status, text: String| (status, json!({ "message": text }));
     match result {
         Ok(sub) => {
-            if let Err(e) = state
-                .hub
-                .store
-                .record_print_key_use(key_id, &sender, unix_now())
-            {
-                tracing::error!("could not count a print key use: {e}");
-            }
-            json_response(
+            let who = sender.to_string();
+            state.db.write_detached("count a print key use", move |s| {
+                s.record_print_key_use(key_id, &who, unix_now())
+            });
+            (
                 StatusCode::OK,
-                &json!({"status": sub.handed.as_str(), "message_id": sub.message_id}),
+                json!({"status": sub.handed.as_str(), "message_id": sub.message_id}),
             )
         }
-        Err(PrintError::Render(e)) => message(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        Err(PrintError::Render(e @ (RenderError::Busy | RenderError::ShuttingDown))) => {
+            msg(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        Err(PrintError::Render(e)) => msg(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e @ PrintError::QueueFull(_)) => msg(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
         Err(e) => {
             tracing::error!("print failed: {e}");
-            message(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            msg(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
     }
+}
+
+/// Remembers, for 30 s, what each print answered, by key and content.
+#[derive(Debug, Default)]
+pub struct Dedupe {
+    recent: Mutex<HashMap<[u8; 32], (Instant, DedupeCell)>>,
+}
+
+type DedupeCell = std::sync::Arc<tokio::sync::OnceCell<(StatusCode, Value)>>;
+
+/// How long a print's answer is reused for the same content.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(30);
+
+impl Dedupe {
+    fn fingerprint(key_id: i64, mime: &str, sender: &str, no_face: bool, body: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(key_id.to_le_bytes());
+        for part in [mime.as_bytes(), sender.as_bytes(), &[no_face as u8]] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(body);
+        h.finalize().into()
+    }
+
+    /// The answer cell for this content, and whether this request is the
+    /// first to ask (within the window).
+    fn entry(&self, fingerprint: [u8; 32]) -> (DedupeCell, bool) {
+        let now = Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() > 256 {
+            recent.retain(|_, (at, _)| now.duration_since(*at) < DEDUPE_WINDOW);
+        }
+        match recent.get(&fingerprint) {
+            Some((at, cell)) if now.duration_since(*at) < DEDUPE_WINDOW => (cell.clone(), false),
+            _ => {
+                let cell = DedupeCell::default();
+                recent.insert(fingerprint, (now, cell.clone()));
+                (cell, true)
+            }
+        }
+    }
+
+    fn forget(&self, fingerprint: &[u8; 32]) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(fingerprint);
+    }
+}
+
+/// `?face=none` (or `noface`): print without the printer's face.
+fn face_from_query(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            k == "face" && matches!(v, "none" | "noface")
+        })
+    })
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub fn fast_hub() -> HubConfig {
         flush_interval: Duration::from_millis(500),
         command_timeout: Duration::from_secs(2),
         key_resend_interval: Duration::from_millis(300),
+        ..HubConfig::default()
     }
 }
 

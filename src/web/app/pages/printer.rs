@@ -247,13 +247,12 @@ pub async fn reprint(
         Ok(_) => return not_found_page(&state, &visitor),
         Err(e) => return store_failed(&state, &visitor, e),
     }
-    let printing = std::sync::Arc::clone(&state.printing);
-    let sender = signed.user.username.clone();
-    // Reprinting stores a copy: off the async threads.
-    let done = tokio::task::spawn_blocking(move || printing.reprint(mid, &sender)).await;
+    let done = state
+        .printing
+        .reprint(mid, &signed.user.username, Some(signed.user.id))
+        .await;
     match done {
-        Ok(Ok(_)) => see_other(&format!("/printer/{id}?done=reprinted#history")),
-        Ok(Err(e)) => store_failed(&state, &visitor, e),
+        Ok(_) => see_other(&format!("/printer/{id}?done=reprinted#history")),
         Err(e) => store_failed(&state, &visitor, e),
     }
 }
