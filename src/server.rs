@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub http: HttpLimits,
     /// How people reach this server (`SIRIUS_PUBLIC_URL`), for examples.
     pub public_url: Option<String>,
+    /// The web app: sign-up policy, trusted proxies, templates.
+    pub web: crate::web::app::WebConfig,
     /// `/metrics` answers other addresses than loopback.
     pub metrics_public: bool,
     /// Announce the web app on the local network ([`crate::mdns`]).
@@ -82,6 +84,7 @@ impl ServeConfig {
             render: RenderConfig::default(),
             http: HttpLimits::default(),
             public_url: None,
+            web: Default::default(),
             metrics_public: false,
             mdns: true,
         }
@@ -174,6 +177,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         port: addr.port(),
         public_url: config.public_url.clone(),
         print_key_limiter: Default::default(),
+        app: crate::web::app::App::new(config.web.clone()),
         print_dedupe: Default::default(),
         body_deadline: config.http.body_deadline,
         metrics_public: config.metrics_public,

@@ -407,8 +407,11 @@ async fn upgrade_requests_are_validated() {
 async fn status_page_shows_bridges_and_printers() {
     let dir = temp_dir("status");
     let s = server(&dir.join("sirius.db")).await;
-    let (status, body) = get(&s, "/").await;
-    assert_eq!(status, 200);
+    // The status page is the admin page now, behind a sign-in.
+    let mut admin = common::browser::first_admin(&s, "root", "correct horse").await;
+    let page = admin.get("/admin").await;
+    assert_eq!(page.status, 200);
+    let body = page.body;
     assert!(body.contains("No bridge has connected yet"), "{body}");
     claim_real_printer(&s);
     let mut ws = connect(&s).await;
@@ -417,8 +420,16 @@ async fn status_page_shows_bridges_and_printers() {
     assert!(eventually(2.0, || s.hub.is_online(device())).await);
     assert!(eventually(2.0, || !s.hub.store().list_printers().unwrap().is_empty()).await);
     s.hub.db.flush().await;
-    let (status, body) = get(&s, "/").await;
+    let page = admin.get("/admin").await;
+    assert_eq!(page.status, 200);
+    let body = page.body;
+    // Signed out, none of it shows.
+    let (status, public) = get(&s, "/").await;
     assert_eq!(status, 200);
+    assert!(
+        !public.contains(BRIDGE) && !public.contains(DEVICE),
+        "{public}"
+    );
     for want in [
         BRIDGE,
         DEVICE,

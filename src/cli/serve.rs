@@ -34,9 +34,20 @@ pub struct ServeArgs {
     /// or none.
     #[arg(long, env = "SIRIUS_FETCH_IMAGES", default_value = "public")]
     pub fetch_images: crate::compose::FetchPolicy,
-    /// A folder whose message.html replaces the embedded message template.
+    /// A folder of templates that replace the embedded ones of the same
+    /// name: message.html (the printed message) and the web app's pages.
     #[arg(long, env = "SIRIUS_TEMPLATES")]
     pub templates: Option<std::path::PathBuf>,
+    /// Who may make an account on the web app: invite (with a one-time
+    /// link from an administrator), open (anyone), or closed (only
+    /// administrators add people). The first account is always possible.
+    #[arg(long, env = "SIRIUS_SIGNUP", default_value = "invite")]
+    pub signup: crate::web::app::SignupPolicy,
+    /// The address of a reverse proxy in front of Sirius whose
+    /// X-Forwarded-For and X-Forwarded-Proto are believed (repeat, or
+    /// separate with commas). Without it those headers are ignored.
+    #[arg(long, env = "SIRIUS_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Messages waiting per printer at most; past it a print is refused
     /// (HTTP 429, "the queue is full") and nothing queued is dropped.
     #[arg(long, env = "SIRIUS_QUEUE_LIMIT", default_value_t = 100)]
@@ -73,6 +84,9 @@ impl ServeArgs {
         config.render.templates_dir = self.templates.clone();
         config.render.fonts_dir = self.fonts.clone();
         config.mdns = !self.no_mdns;
+        config.web.templates_dir = self.templates.clone();
+        config.web.signup = self.signup;
+        config.web.trusted_proxies = self.trusted_proxy.clone();
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
         config.printing.queue_limit = self.queue_limit.max(1);
         config.metrics_public = self.metrics_public;

@@ -16,6 +16,8 @@
 //! * [`messages`]: every message and its delivery state (the queue).
 //! * [`print_keys`]: secret URLs that print to one printer.
 //! * [`import`]: bringing data over from the earlier (Python) server.
+//! * [`sessions`], [`invites`], [`shares`]: the web app's signed-in
+//!   browsers, one-time invite links, and printers shared with other users.
 //!
 //! The store is synchronous: one writing connection behind a mutex and a
 //! few read-only ones (WAL, so reads never wait for the writer), statements
@@ -28,9 +30,12 @@ pub mod claims;
 pub mod commands;
 pub mod db;
 pub mod import;
+pub mod invites;
 pub mod messages;
 pub mod print_keys;
 pub mod printers;
+pub mod sessions;
+pub mod shares;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -112,6 +117,11 @@ pub enum StoreError {
     /// Another user has this username (case does not matter).
     #[error("the username {0:?} is already taken; choose another one")]
     UsernameTaken(String),
+    /// The change would leave the server without a working administrator.
+    #[error(
+        "this is the last administrator who can sign in; make another user an administrator first"
+    )]
+    LastAdmin,
     /// Hashing a password failed (the system's random generator, usually).
     #[error("could not hash the password: {0}")]
     PasswordHash(String),

@@ -2,6 +2,8 @@
 //! with a real SQLite file, and real websocket clients over TCP.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,0 +1,280 @@
+//! Shares: the owner of a printer lets another user print to it.
+//!
+//! Owns the `shares` table and the one question every printer page asks:
+//! may this user see this printer, and as what ([`Store::printer_access`])?
+//! A share is keyed by the printer's hardware xor, so a reset by the same
+//! owner keeps it; a claim by someone else deletes it (see
+//! [`super::claims`]). Only the owner manages shares.
+//!
+//! Also here, the few other things an owner does to a printer from its
+//! page: rename it, cancel a queued message.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::printers::{PRINTER_SELECT, printer_from_row};
+use super::{PrinterRow, Store, StoreError};
+
+/// What a user may do with a printer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// They own it: everything.
+    Owner,
+    /// It is shared with them: print, and see their own messages.
+    Shared,
+}
+
+/// One user a printer is shared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRow {
+    pub user_id: i64,
+    pub username: String,
+    pub created_at: i64,
+}
+
+/// Why a share was refused. Written for the owner.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    #[error("there is no user called {0:?}")]
+    NoSuchUser(String),
+    #[error("you own this printer already; share it with someone else")]
+    Yourself,
+    #[error("the printer is not claimed")]
+    Unclaimed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ShareError {
+    fn from(e: rusqlite::Error) -> Self {
+        ShareError::Store(e.into())
+    }
+}
+
+impl Store {
+    /// The printer `printer_id` and what `user_id` may do with it; `None`
+    /// when it does not exist or the user is neither its owner nor someone
+    /// it is shared with (the two look the same from outside).
+    pub fn printer_access(
+        &self,
+        printer_id: i64,
+        user_id: i64,
+    ) -> Result<Option<(PrinterRow, Access)>, StoreError> {
+        let conn = self.reader();
+        let printer = conn
+            .prepare_cached(&format!("{PRINTER_SELECT} WHERE p.id = ?1"))?
+            .query_row([printer_id], printer_from_row)
+            .optional()?;
+        let Some(printer) = printer else {
+            return Ok(None);
+        };
+        let Some(owner) = printer.owner_id else {
+            return Ok(None);
+        };
+        if owner == user_id {
+            return Ok(Some((printer, Access::Owner)));
+        }
+        let shared = conn
+            .prepare_cached("SELECT 1 FROM shares WHERE hardware_xor = ?1 AND user_id = ?2")?
+            .query_row(params![printer.hardware_xor, user_id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        Ok(shared.then_some((printer, Access::Shared)))
+    }
+
+    /// Shares a claimed printer's hardware with the user `username`.
+    /// Sharing twice is fine (nothing changes).
+    pub fn share_printer(
+        &self,
+        printer_id: i64,
+        username: &str,
+        created_by: i64,
+        now: i64,
+    ) -> Result<ShareRow, ShareError> {
+        let printer = self
+            .printer_by_id(printer_id)?
+            .ok_or(ShareError::Unclaimed)?;
+        let owner = printer.owner_id.ok_or(ShareError::Unclaimed)?;
+        let user = self
+            .user_by_name(username)?
+            .ok_or_else(|| ShareError::NoSuchUser(username.trim().to_string()))?;
+        if user.id == owner {
+            return Err(ShareError::Yourself);
+        }
+        self.lock()
+            .prepare_cached(
+                "INSERT INTO shares (hardware_xor, user_id, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hardware_xor, user_id) DO NOTHING",
+            )?
+            .execute(params![printer.hardware_xor, user.id, created_by, now])?;
+        self.wrote();
+        Ok(ShareRow {
+            user_id: user.id,
+            username: user.username,
+            created_at: now,
+        })
+    }
+
+    /// Stops sharing a printer with a user. Returns whether it was shared.
+    pub fn unshare_printer(&self, printer_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let n = self
+            .lock()
+            .prepare_cached(
+                "DELETE FROM shares WHERE user_id = ?2
+                   AND hardware_xor = (SELECT hardware_xor FROM printers WHERE id = ?1)",
+            )?
+            .execute(params![printer_id, user_id])?;
+        self.wrote();
+        Ok(n > 0)
+    }
+
+    /// The users a printer is shared with, by name.
+    pub fn shares_of(&self, printer_id: i64) -> Result<Vec<ShareRow>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.user_id, u.username, s.created_at FROM shares s
+             JOIN users u ON u.id = s.user_id
+             WHERE s.hardware_xor = (SELECT hardware_xor FROM printers WHERE id = ?1)
+             ORDER BY u.username",
+        )?;
+        let rows = stmt
+            .query_map([printer_id], |r| {
+                Ok(ShareRow {
+                    user_id: r.get(0)?,
+                    username: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The claimed printers shared with a user (not their own), in the
+    /// order they were first seen.
+    pub fn printers_shared_with(&self, user_id: i64) -> Result<Vec<PrinterRow>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "{PRINTER_SELECT}
+             WHERE p.hardware_xor IN (SELECT hardware_xor FROM shares WHERE user_id = ?1)
+               AND c.user_id IS NOT NULL AND c.user_id != ?1
+             ORDER BY p.id"
+        ))?;
+        let rows = stmt
+            .query_map([user_id], printer_from_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Renames a claimed printer (its claim's name, 1 to 64 characters).
+    /// Returns whether the printer is claimed.
+    pub fn rename_printer(&self, printer_id: i64, name: &str) -> Result<bool, super::ClaimError> {
+        let name = name.trim();
+        let chars = name.chars().count();
+        if chars == 0 || chars > super::claims::MAX_NAME_CHARS {
+            return Err(super::ClaimError::InvalidName);
+        }
+        let n = self
+            .lock()
+            .prepare_cached(
+                "UPDATE claims SET name = ?2
+                 WHERE id = (SELECT claim_id FROM printers WHERE id = ?1)",
+            )?
+            .execute(params![printer_id, name])?;
+        self.wrote();
+        Ok(n > 0)
+    }
+
+    /// Cancels a message still waiting in a printer's queue (it is
+    /// deleted; one already sent can't be called back). Returns whether
+    /// one was.
+    pub fn cancel_queued(&self, printer_id: i64, message_id: i64) -> Result<bool, StoreError> {
+        let n = self
+            .lock()
+            .prepare_cached(
+                "DELETE FROM messages WHERE id = ?2 AND printer_id = ?1 AND state = 'queued'",
+            )?
+            .execute(params![printer_id, message_id])?;
+        self.wrote();
+        Ok(n > 0)
+    }
+
+    /// How many messages wait in a printer's queue.
+    pub fn queued_count(&self, printer_id: i64) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .reader()
+            .prepare_cached(
+                "SELECT count(*) FROM messages WHERE printer_id = ?1 AND state = 'queued'",
+            )?
+            .query_row([printer_id], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ClaimCode, ClaimSecret, DeviceAddress};
+
+    #[test]
+    fn the_owner_and_users_it_is_shared_with_get_in_nobody_else() {
+        let store = Store::open_in_memory().unwrap();
+        let ada = store.create_user("ada", None, 0).unwrap();
+        let bob = store.create_user("bob", None, 0).unwrap();
+        let eve = store.create_user("eve", None, 0).unwrap();
+        let addr = DeviceAddress::parse("000d6f000273ce0b").unwrap();
+        let p = store.ensure_printer(addr, 0).unwrap();
+        assert_eq!(
+            store.printer_access(p.id, ada.id).unwrap(),
+            None,
+            "unclaimed"
+        );
+        let code = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(7).unwrap());
+        store.claim(ada.id, &code, "Kitchen", 1).unwrap();
+
+        assert_eq!(
+            store.printer_access(p.id, ada.id).unwrap().map(|a| a.1),
+            Some(Access::Owner)
+        );
+        assert_eq!(store.printer_access(p.id, bob.id).unwrap(), None);
+        assert_eq!(store.printer_access(p.id + 1, ada.id).unwrap(), None);
+
+        store.share_printer(p.id, "BOB", ada.id, 2).unwrap();
+        store.share_printer(p.id, "bob", ada.id, 3).unwrap();
+        assert_eq!(
+            store.printer_access(p.id, bob.id).unwrap().map(|a| a.1),
+            Some(Access::Shared)
+        );
+        assert_eq!(store.printer_access(p.id, eve.id).unwrap(), None);
+        assert_eq!(store.shares_of(p.id).unwrap().len(), 1);
+        assert_eq!(store.printers_shared_with(bob.id).unwrap().len(), 1);
+        assert!(store.printers_shared_with(ada.id).unwrap().is_empty());
+        assert!(matches!(
+            store.share_printer(p.id, "ada", ada.id, 4),
+            Err(ShareError::Yourself)
+        ));
+        assert!(matches!(
+            store.share_printer(p.id, "nobody", ada.id, 4),
+            Err(ShareError::NoSuchUser(_))
+        ));
+
+        // A claim by someone else ends the shares.
+        let newer = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(8).unwrap());
+        store.claim(eve.id, &newer, "Mine now", 5).unwrap();
+        assert_eq!(store.printer_access(p.id, bob.id).unwrap(), None);
+        assert!(store.shares_of(p.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unsharing_ends_access() {
+        let store = Store::open_in_memory().unwrap();
+        let ada = store.create_user("ada", None, 0).unwrap();
+        let bob = store.create_user("bob", None, 0).unwrap();
+        let addr = DeviceAddress::parse("000d6f000273ce0b").unwrap();
+        let p = store.ensure_printer(addr, 0).unwrap();
+        let code = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(7).unwrap());
+        store.claim(ada.id, &code, "Kitchen", 1).unwrap();
+        store.share_printer(p.id, "bob", ada.id, 2).unwrap();
+        assert!(store.unshare_printer(p.id, bob.id).unwrap());
+        assert!(!store.unshare_printer(p.id, bob.id).unwrap());
+        assert_eq!(store.printer_access(p.id, bob.id).unwrap(), None);
+    }
+}
