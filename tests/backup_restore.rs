@@ -142,6 +142,11 @@ async fn backup_while_bridges_heartbeat_then_restore_after_stopping() {
             eventually(5.0, || s.hub.is_online(addr)).await,
             "{device} online"
         );
+        // Printers heard for the first time are written by the sweep.
+        assert!(
+            eventually(5.0, || store.printer_by_address(addr).unwrap().is_some()).await,
+            "{device} written"
+        );
     }
     // And a writer that never stops while backups are taken.
     let writes = Arc::new(AtomicU64::new(0));

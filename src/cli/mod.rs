@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+pub mod assets;
 pub mod backup;
 pub mod config;
-pub mod assets;
 pub mod emulate;
 pub mod import;
 pub mod inspect;

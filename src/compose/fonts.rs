@@ -235,7 +235,7 @@ impl Fonts {
             }
             db.load_font_source(usvg::fontdb::Source::Binary(file.data));
         }
-        added_ids.sort_by(|a, b| a.0.to_lowercase().cmp(&b.0.to_lowercase()));
+        added_ids.sort_by_key(|a| a.0.to_lowercase());
         // An added file of an embedded family (a newer DejaVu) is no new
         // choice.
         added_ids.retain(|(name, _)| {
