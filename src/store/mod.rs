@@ -156,8 +156,13 @@ pub struct Store {
     writes: AtomicU64,
 }
 
-/// Read-only connections opened next to the writer.
-const READERS: usize = 4;
+/// Read-only connections opened next to the writer: two, each with a
+/// small page cache, so reads never queue behind one slow read while
+/// memory stays low on a Raspberry Pi (reads are short; the writer keeps
+/// SQLite's default cache).
+const READERS: usize = 2;
+/// Page cache of a read-only connection, in KiB.
+const READER_CACHE_KIB: i64 = 512;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -188,6 +193,7 @@ impl Store {
             .map_err(open_error)?;
             configure(&reader)?;
             reader.pragma_update(None, "query_only", "ON")?;
+            reader.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
             store.readers.push(Mutex::new(reader));
         }
         Ok(store)
