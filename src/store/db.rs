@@ -40,7 +40,15 @@ pub struct Db {
     store: Arc<Store>,
     writer: mpsc::Sender<Job>,
     counters: Arc<Counters>,
+    /// Reads on the blocking pool at once: a burst (10,000 printers heard
+    /// for the first time) waits here instead of starting hundreds of
+    /// threads that would only queue for the read-only connections.
+    reads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Reads running at once (a few more than the read-only connections, so
+/// one is always ready).
+const READS_AT_ONCE: usize = 4;
 
 #[derive(Default)]
 struct Counters {
@@ -88,6 +96,7 @@ impl Db {
             store,
             writer,
             counters,
+            reads: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
         }
     }
 
@@ -106,7 +115,16 @@ impl Db {
         R: Send + 'static,
     {
         let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || f(&store)).await {
+        let permit = Arc::clone(&self.reads)
+            .acquire_owned()
+            .await
+            .expect("the read semaphore is never closed");
+        let read = tokio::task::spawn_blocking(move || {
+            let out = f(&store);
+            drop(permit);
+            out
+        });
+        match read.await {
             Ok(r) => r,
             Err(e) => match e.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
