@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -256,9 +255,7 @@ async fn answers_count_only_on_the_connection_the_command_went_out_on() {
                 "timestamp": 1.0, "binary_payload": base64_did_print(id)}),
     )
     .await;
-    // B even claims to be A's bridge: refused? No — a connection may speak
-    // for a bridge address, and then it replaces A. What matters is that
-    // the answer above did not count.
+    // Neither counted: both came on B, the command went out on A.
     assert!(
         eventually(2.0, || s
             .hub
@@ -869,9 +866,6 @@ async fn a_body_that_trickles_in_is_cut_off() {
     assert!(s.hub.store().recent_messages(p.id, 5).unwrap().is_empty());
     s.shutdown().await;
 }
-
-#[allow(dead_code)]
-fn _uses(_: Arc<()>) {}
 
 #[tokio::test]
 async fn the_same_content_twice_within_30_s_prints_once() {
