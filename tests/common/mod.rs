@@ -248,6 +248,52 @@ pub fn fixture(name: &str) -> String {
     .unwrap()
 }
 
+/// Makes sure every file in `needed` exists, installing the Debian
+/// `packages` with apt when one is missing (the tests run as root on
+/// Debian, as CI does). Fails saying what is missing and how to get it
+/// when it cannot: a test that needs a package never passes by skipping.
+pub fn ensure_debian_packages(needed: &[&str], packages: &[&str]) {
+    // One installation at a time: tests run in parallel, apt does not.
+    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _apt = APT.lock().unwrap_or_else(|e| e.into_inner());
+    let missing = || -> Vec<&str> {
+        needed
+            .iter()
+            .copied()
+            .filter(|f| !Path::new(f).exists())
+            .collect()
+    };
+    if missing().is_empty() {
+        return;
+    }
+    let list = packages.join(" ");
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "this test needs {:?}, which are missing, and it is not root so it cannot install them: run `apt-get install {list}`",
+        missing()
+    );
+    eprintln!(
+        "installing {list} for {:?} (apt-get update && apt-get install -y {list})",
+        missing()
+    );
+    let apt = |args: &[&str]| {
+        std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut install = vec!["install", "-y"];
+    install.extend_from_slice(packages);
+    let ok = apt(&["update"]) && apt(&install);
+    assert!(
+        ok && missing().is_empty(),
+        "could not install {list} (apt-get install -y {list} failed or did not provide {:?}); install them by hand",
+        missing()
+    );
+}
+
 /// A port nobody listens on right now (for servers started as processes).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
