@@ -186,6 +186,8 @@ fn router() -> Router {
         .route("/printer/{id}/share", post(printer::share))
         .route("/printer/{id}/share/{uid}/delete", post(printer::unshare))
         .route("/printer/{id}/rename", post(printer::rename))
+        .route("/printer/{id}/remove", post(printer::remove))
+        .route("/printer/{id}/states", get(printer::states))
         .route("/account", get(account::account))
         .route("/account/password", post(account::change_password))
         .route("/account/api-key", post(account::regenerate_api_key))
