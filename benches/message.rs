@@ -49,6 +49,7 @@ fn envelope() -> Envelope {
         at: jiff::Timestamp::from_second(1_795_511_100).unwrap(),
         time_zone: jiff::tz::TimeZone::UTC,
         font: Default::default(),
+        dither: None,
     }
 }
 

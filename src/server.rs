@@ -177,6 +177,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         port: addr.port(),
         public_url: config.public_url.clone(),
         print_key_limiter: Default::default(),
+        api_limiter: Default::default(),
         app: crate::web::app::App::new(config.web.clone()),
         print_dedupe: Default::default(),
         body_deadline: config.http.body_deadline,

@@ -31,6 +31,7 @@ fn envelope() -> Envelope {
         at: "2026-11-24T09:05:00Z".parse().unwrap(),
         time_zone: jiff::tz::TimeZone::get("Europe/London").unwrap(),
         font: MessageFont::Sans,
+        dither: None,
     }
 }
 

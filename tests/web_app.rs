@@ -634,6 +634,9 @@ fn routes(ids: &Ids, bridge: &str) -> Vec<(&'static str, String)> {
         ("POST", format!("/printer/{p}/share")),
         ("POST", format!("/printer/{p}/share/{user_id}/delete")),
         ("POST", format!("/printer/{p}/rename")),
+        ("POST", format!("/printer/{p}/remove")),
+        ("GET", format!("/printer/{p}/states")),
+        ("GET", format!("/printer/{p}/print")),
         ("GET", "/claim".into()),
         ("POST", "/claim".into()),
         ("GET", "/account".into()),
@@ -831,6 +834,273 @@ async fn route_walk_strangers_other_users_and_forms_without_a_token() {
         assert_eq!(p.status, 403, "POST {path} without a token");
     }
     assert_eq!(snapshot(&s), before, "without a token, nothing changed");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn shared_users_print_and_see_only_their_own_messages_and_the_owner_removes_the_printer() {
+    use sirius::store::MessageState;
+    let dir = temp_dir("web-share");
+    let s = web_server(&dir.join("sirius.db"), policy(SignupPolicy::Open)).await;
+    let mut ada = first_admin(&s, "ada", "correct horse").await;
+    let mut bob = Browser::new(&s);
+    bob.get("/signup").await;
+    bob.post(
+        "/signup",
+        &[("username", "bob"), ("password", "bob's password")],
+    )
+    .await;
+    let store = &s.hub.store();
+    let ada_id = store.user_by_name("ada").unwrap().unwrap().id;
+    let identity = sirius::emulator::PrinterIdentity::random();
+    let printer = store.ensure_printer(identity.address, 1).unwrap();
+    let p = printer.id;
+    store
+        .claim(ada_id, &identity.claim_code(), "Kitchen", 1)
+        .unwrap();
+    ada.get(&format!("/printer/{p}")).await;
+    let shared = ada
+        .post(&format!("/printer/{p}/share"), &[("username", "bob")])
+        .await;
+    assert_eq!(shared.status, 303, "{}", shared.body);
+
+    // Ada prints from the compose page: a drawing, no face, in mono.
+    ada.get(&format!("/printer/{p}/print")).await;
+    let sent = ada
+        .post_multipart(
+            &format!("/printer/{p}/print"),
+            &[
+                ("message", "From Ada, in mono"),
+                ("face", "noface"),
+                ("font", "mono"),
+                ("picture", "drawing"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    // Bob prints to the shared printer.
+    let page = bob.get(&format!("/printer/{p}/print")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.contains("DejaVu Sans Mono"),
+        "the font choice is offered"
+    );
+    let sent = bob
+        .post_multipart(
+            &format!("/printer/{p}/print"),
+            &[("message", "From Bob"), ("face", "default")],
+            None,
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+
+    let messages = store.recent_messages(p, 10).unwrap();
+    assert_eq!(messages.len(), 2);
+    let (bobs, adas) = (&messages[0], &messages[1]);
+    assert_eq!(adas.sender, "ada");
+    assert_eq!(adas.command_kind, "set_delivery_and_print_no_face");
+    assert_eq!(adas.sender_user_id, Some(ada_id));
+    assert_eq!(bobs.sender, "bob");
+    assert_eq!(bobs.command_kind, "set_delivery_and_print");
+    assert_eq!(bobs.state, MessageState::Queued, "the printer is offline");
+
+    // The mono font and the threshold made a different page than the
+    // preview with the defaults would.
+    let preview = |font: &'static str, picture: &'static str| {
+        let mut b = Browser {
+            addr: ada.addr,
+            cookies: ada.cookies.clone(),
+            csrf: ada.csrf.clone(),
+        };
+        let path = format!("/printer/{p}/preview");
+        async move {
+            b.post_multipart(
+                &path,
+                &[
+                    ("message", "From Ada, in mono"),
+                    ("font", font),
+                    ("picture", picture),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let mono = preview("mono", "drawing").await;
+    let sans = preview("sans", "photo").await;
+    assert_eq!(mono.status, 200);
+    assert_eq!(mono.header("content-type"), Some("image/png"));
+    assert_ne!(mono.body, sans.body, "the font choice changes the page");
+
+    // Bob sees his own message, not Ada's, and only his own picture.
+    let bob_page = bob.get(&format!("/printer/{p}")).await;
+    assert_eq!(bob_page.status, 200);
+    assert!(bob_page.contains(&format!("data-message=\"{}\"", bobs.id)));
+    assert!(!bob_page.contains(&format!("data-message=\"{}\"", adas.id)));
+    assert!(!bob_page.contains("Print keys"), "only the owner sees keys");
+    assert_eq!(
+        bob.get(&format!("/printer/{p}/message/{}.png", bobs.id))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        bob.get(&format!("/printer/{p}/message/{}.png", adas.id))
+            .await
+            .status,
+        404
+    );
+    let reprint = bob
+        .post(&format!("/printer/{p}/message/{}/reprint", adas.id), &[])
+        .await;
+    assert_eq!(reprint.status, 404, "not his to print again");
+    // The states, for the page to update itself.
+    let states = bob.get(&format!("/printer/{p}/states")).await;
+    assert_eq!(states.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&states.body).unwrap();
+    assert_eq!(v["online"], false);
+    assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(v["messages"][0]["id"], bobs.id);
+    assert_eq!(v["messages"][0]["words"], "waiting");
+    // Bob cancels his own.
+    let cancel = bob
+        .post(&format!("/printer/{p}/message/{}/cancel", bobs.id), &[])
+        .await;
+    assert_eq!(cancel.status, 303);
+    assert_eq!(store.recent_messages(p, 10).unwrap().len(), 1);
+    // Ada's page: everything, and the live states.
+    let ada_page = ada.get(&format!("/printer/{p}")).await;
+    assert!(ada_page.contains(&format!("data-message=\"{}\"", adas.id)));
+    assert!(
+        ada_page.contains("http-equiv=\"refresh\""),
+        "reloads without JS while one waits"
+    );
+
+    // Removing needs the box ticked.
+    let unticked = ada.post(&format!("/printer/{p}/remove"), &[]).await;
+    assert_eq!(unticked.status, 422);
+    assert!(unticked.contains("Tick the box"));
+    assert_eq!(store.printers_owned_by(ada_id).unwrap().len(), 1);
+    let removed = ada
+        .post(&format!("/printer/{p}/remove"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(removed.status, 303);
+    let home = ada.get("/?done=removed").await;
+    assert!(home.contains("Printer removed"));
+    assert!(store.printers_owned_by(ada_id).unwrap().is_empty());
+    assert!(store.recent_messages(p, 10).unwrap().is_empty());
+    assert_eq!(ada.get(&format!("/printer/{p}")).await.status, 404);
+    assert_eq!(bob.get(&format!("/printer/{p}")).await.status, 404);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_earlier_servers_api_prints_with_an_api_key() {
+    let dir = temp_dir("web-api");
+    let s = web_server(&dir.join("sirius.db"), policy(SignupPolicy::Open)).await;
+    let mut ada = first_admin(&s, "ada", "correct horse").await;
+    let mut eve = Browser::new(&s);
+    eve.get("/signup").await;
+    eve.post(
+        "/signup",
+        &[("username", "eve"), ("password", "eve's password")],
+    )
+    .await;
+    let store = &s.hub.store();
+    let ada_id = store.user_by_name("ada").unwrap().unwrap().id;
+    let identity = sirius::emulator::PrinterIdentity::random();
+    let p = store.ensure_printer(identity.address, 1).unwrap().id;
+    store
+        .claim(ada_id, &identity.claim_code(), "Kitchen", 1)
+        .unwrap();
+
+    // The key, made on the account page.
+    ada.get("/account").await;
+    let made = ada.post("/account/api-key", &[]).await;
+    assert_eq!(made.status, 200);
+    let at = made.body.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
+    let key: String = made.body[at..].chars().take_while(|c| *c != '<').collect();
+    assert!(key.len() >= 24, "{key}");
+    eve.get("/account").await;
+    let made = eve.post("/account/api-key", &[]).await;
+    let at = made.body.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
+    let eves: String = made.body[at..].chars().take_while(|c| *c != '<').collect();
+
+    let path = format!("/ext_api/v1/printer/{p}/print_html");
+    let bearer = format!("Bearer {key}");
+    let body = br#"{"message": "<h1>From a script</h1>", "face": "noface"}"#;
+    let (status, _, answer) =
+        http(s.addr, "POST", &path, &[("Authorization", &bearer)], body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let v: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(v["status"], "queued", "the printer is offline: it waits");
+    let m = store
+        .message(v["message_id"].as_i64().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.printer_id, p);
+    assert_eq!(m.sender, "ada");
+    assert_eq!(m.content_kind, "html");
+    assert_eq!(m.command_kind, "set_delivery_and_print_no_face");
+
+    // ?api_key= as the earlier server's clients send it, with no content type.
+    let (status, _, _) = http(
+        s.addr,
+        "POST",
+        &format!("{path}?api_key={key}"),
+        &[],
+        br#"{"message": "again", "face": "default"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(store.recent_messages(p, 10).unwrap().len(), 2);
+
+    // No key, a wrong key: 401. Someone else's printer: 404. Bad JSON: 400.
+    let (status, h, _) = http(s.addr, "POST", &path, &[], body).await;
+    assert_eq!(status, 401);
+    assert!(header(&h, "www-authenticate").is_some());
+    let (status, _, _) = http(
+        s.addr,
+        "POST",
+        &path,
+        &[("Authorization", "Bearer not-a-key-at-all-not-a-key")],
+        body,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let eve_bearer = format!("Bearer {eves}");
+    let (status, _, _) = http(
+        s.addr,
+        "POST",
+        &path,
+        &[("Authorization", &eve_bearer)],
+        body,
+    )
+    .await;
+    assert_eq!(status, 404, "not eve's printer");
+    let (status, _, answer) = http(
+        s.addr,
+        "POST",
+        &path,
+        &[("Authorization", &bearer)],
+        br#"{"face": "noface"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&answer).contains("\"message\""));
+    let (status, _, _) = http(s.addr, "GET", &path, &[("Authorization", &bearer)], b"").await;
+    assert_eq!(status, 405);
+    assert_eq!(
+        store.recent_messages(p, 10).unwrap().len(),
+        2,
+        "nothing else printed"
+    );
+
+    // A new key stops the old one.
+    ada.post("/account/api-key", &[]).await;
+    let (status, _, _) = http(s.addr, "POST", &path, &[("Authorization", &bearer)], body).await;
+    assert_eq!(status, 401);
     s.shutdown().await;
 }
 

@@ -30,5 +30,20 @@
   function soon() { clearTimeout(timer); timer = setTimeout(update, 400); }
   form.addEventListener("input", soon);
   form.addEventListener("change", soon);
+  // A picture dropped anywhere on the form is the picture to print.
+  form.addEventListener("dragover", function (e) {
+    e.preventDefault(); form.classList.add("dropping");
+  });
+  form.addEventListener("dragleave", function () { form.classList.remove("dropping"); });
+  form.addEventListener("drop", function (e) {
+    e.preventDefault(); form.classList.remove("dropping");
+    if (e.dataTransfer && e.dataTransfer.files.length) {
+      form.image.files = e.dataTransfer.files;
+      update();
+    }
+  });
+  // The preview shows here; the no-JavaScript preview button is not needed.
+  var button = document.getElementById("preview-button");
+  if (button) button.hidden = true;
   if (form.message.value.trim()) update();
 })();

@@ -19,7 +19,7 @@
 //!   thread ([`Db`]); the hub never waits for a write, and its reads never
 //!   wait for the writer, so a stalled disk cannot stop bridges.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -162,6 +162,48 @@ struct Pending {
     tx: oneshot::Sender<CommandFate>,
 }
 
+/// When commands in flight time out, oldest first. The timeout is the same
+/// for every command, so deadlines arrive in order and one task sleeping
+/// until the oldest serves them all (a task per command held 10,000 timers
+/// and tasks while 10,000 printers got their keys).
+#[derive(Default)]
+struct Deadlines {
+    queue: Mutex<VecDeque<(tokio::time::Instant, u32)>>,
+    /// A deadline was added to an empty queue.
+    added: Notify,
+    /// The task that fires them has been started.
+    running: std::sync::atomic::AtomicBool,
+}
+
+/// Fires command timeouts as their deadlines pass. Holds the hub weakly,
+/// so a dropped hub is not kept alive by it.
+async fn fire_deadlines(deadlines: Arc<Deadlines>, hub: std::sync::Weak<Hub>) {
+    loop {
+        let next = lock(&deadlines.queue).front().map(|d| d.0);
+        let Some(deadline) = next else {
+            deadlines.added.notified().await;
+            continue;
+        };
+        tokio::time::sleep_until(deadline).await;
+        let Some(hub) = hub.upgrade() else { return };
+        let now = tokio::time::Instant::now();
+        let mut due = Vec::new();
+        {
+            let mut q = lock(&deadlines.queue);
+            while q.front().is_some_and(|d| d.0 <= now) {
+                due.extend(q.pop_front().map(|d| d.1));
+            }
+        }
+        for id in due {
+            let p = lock(&hub.pending).remove(&id);
+            if let Some(p) = p {
+                hub.stats.commands_timed_out.fetch_add(1, Relaxed);
+                let _ = p.tx.send(CommandFate::TimedOut);
+            }
+        }
+    }
+}
+
 /// A print command sent recently: its did_print must come from the same
 /// connection and printer.
 struct Sent {
@@ -193,6 +235,7 @@ pub struct Hub {
     presence: Mutex<Presence>,
     ids: Arc<Mutex<CommandIds>>,
     pending: Mutex<HashMap<u32, Pending>>,
+    deadlines: Arc<Deadlines>,
     sent: Mutex<HashMap<u32, Sent>>,
     next_conn_id: AtomicU64,
     /// Live websocket sessions (hyper no longer sees upgraded connections).
@@ -234,6 +277,7 @@ impl Hub {
                 extending: false,
             })),
             pending: Mutex::new(HashMap::new()),
+            deadlines: Arc::default(),
             sent: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(1),
             sessions: AtomicUsize::new(0),
@@ -738,16 +782,20 @@ impl Hub {
     fn track(self: &Arc<Self>, id: u32, conn_id: u64) -> oneshot::Receiver<CommandFate> {
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, Pending { conn_id, tx });
-        let hub = Arc::clone(self);
-        let timeout = self.config.command_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            let p = lock(&hub.pending).remove(&id);
-            if let Some(p) = p {
-                hub.stats.commands_timed_out.fetch_add(1, Relaxed);
-                let _ = p.tx.send(CommandFate::TimedOut);
+        let deadline = tokio::time::Instant::now() + self.config.command_timeout;
+        {
+            let mut q = lock(&self.deadlines.queue);
+            if q.is_empty() {
+                self.deadlines.added.notify_one();
             }
-        });
+            q.push_back((deadline, id));
+        }
+        if !self.deadlines.running.swap(true, Relaxed) {
+            tokio::spawn(fire_deadlines(
+                Arc::clone(&self.deadlines),
+                Arc::downgrade(self),
+            ));
+        }
         rx
     }
 

@@ -21,10 +21,14 @@ use crate::protocol::{BridgeAddress, Event};
 /// The biggest message a bridge may send. Real messages are a few KB.
 pub const MAX_MESSAGE: usize = 1024 * 1024;
 
-/// Small buffers: thousands of bridges are thousands of connections.
+/// Small buffers: thousands of bridges are thousands of connections. The
+/// read buffer is filled (zeroed) to its size, so each connection keeps
+/// that much memory for as long as it lives: 1 KiB holds a bridge's
+/// heartbeat or event whole, and a bigger message is read in 1 KiB steps.
+/// (4 KiB cost 8 MB with 2,000 bridges.)
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(16 * 1024 * 1024)
         .max_message_size(Some(MAX_MESSAGE))

@@ -24,6 +24,33 @@ pub enum Emulate {
     Load(LoadArgs),
     /// Send many concurrent POSTs to a print key and report the answers.
     PostLoad(PostLoadArgs),
+    /// Load the web app as people use it (page views, previews or
+    /// sign-ins) and report the latencies.
+    Web(WebArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// The server, e.g. http://127.0.0.1:5002.
+    pub url: String,
+    /// Whose pages: a user with printers (and a password).
+    #[arg(long)]
+    pub user: String,
+    /// Their password.
+    #[arg(long)]
+    pub password: String,
+    /// What to do.
+    #[arg(long, value_enum, default_value = "pages")]
+    pub mode: crate::emulator::web_load::WebLoadMode,
+    /// Browsers at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds to keep going.
+    #[arg(long, default_value = "20", value_parser = parse_seconds)]
+    pub duration: Duration,
+    /// Seconds to wait for one answer.
+    #[arg(long, default_value = "30", value_parser = parse_seconds)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -142,7 +169,33 @@ pub fn run(cmd: Emulate, json: bool) -> anyhow::Result<Outcome> {
         Emulate::Printer(args) => runtime.block_on(printer(args, json)),
         Emulate::Load(args) => runtime.block_on(load(args, json)),
         Emulate::PostLoad(args) => runtime.block_on(post_load(args, json)),
+        Emulate::Web(args) => runtime.block_on(web(args, json)),
     }
+}
+
+async fn web(args: WebArgs, json: bool) -> anyhow::Result<Outcome> {
+    let report =
+        crate::emulator::web_load::run_web_load(crate::emulator::web_load::WebLoadOptions {
+            url: args.url,
+            username: args.user,
+            password: args.password,
+            mode: args.mode,
+            concurrency: args.concurrency,
+            duration: args.duration,
+            timeout: args.timeout,
+        })
+        .await?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    let ok_status = |s: &u16| match args.mode {
+        crate::emulator::web_load::WebLoadMode::Logins => *s == 303,
+        _ => *s == 200,
+    };
+    let all_ok = report.transport_errors == 0 && report.by_status.keys().all(ok_status);
+    Ok(Outcome::from_invalid(!all_ok))
 }
 
 async fn post_load(args: PostLoadArgs, json: bool) -> anyhow::Result<Outcome> {

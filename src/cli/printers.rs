@@ -30,6 +30,18 @@ pub enum FakeCommand {
         code: String,
         name: String,
     },
+    /// Give someone (created if missing) many claimed printers, each with
+    /// a full history of delivered messages (one real rendered page,
+    /// stored again and again): the data the page benchmarks need.
+    Histories {
+        owner: String,
+        /// Printers to make.
+        #[arg(long, default_value_t = 20)]
+        printers: usize,
+        /// Delivered messages per printer.
+        #[arg(long, default_value_t = 100)]
+        messages: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +120,74 @@ pub fn fake(cmd: FakeCommand, db: &Path, json: bool) -> anyhow::Result<Outcome> 
             store.ensure_printer(address, now)?;
             let outcome = store.claim(user.id, &code, &name, now)?;
             report_claim(json, &owner, &name, &code, &outcome.printers_linked);
+        }
+        FakeCommand::Histories {
+            owner,
+            printers,
+            messages,
+        } => {
+            let user = match store.user_by_name(&owner)? {
+                Some(u) => u,
+                None => store.create_user(&owner, None, now)?,
+            };
+            let renderer = crate::compose::Renderer::new(Default::default());
+            let rendered = renderer
+                .render_message_blocking(
+                    &crate::compose::Content::Text(
+                        "A message from the history: about as long as a typical one, \
+                         with a line or two of text and an emoji 🙂."
+                            .into(),
+                    ),
+                    &crate::compose::Envelope::now("Fake"),
+                )
+                .context("could not render the history's page")?;
+            let png = crate::raster::page_to_png(&rendered.page);
+            let mut command_id = 1u32;
+            let mut made = Vec::new();
+            for i in 0..printers {
+                let identity = PrinterIdentity::random();
+                let printer = store.ensure_printer(identity.address, now)?;
+                store.claim(
+                    user.id,
+                    &identity.claim_code(),
+                    &format!("Printer {}", i + 1),
+                    now,
+                )?;
+                for m in 0..messages {
+                    let id = store.insert_message(
+                        &crate::store::NewMessage {
+                            printer_id: printer.id,
+                            sender: "Fake",
+                            content_kind: "text",
+                            command_kind: "set_delivery_and_print",
+                            page_png: &png,
+                            page_width: rendered.page.width(),
+                            page_height: rendered.page.height(),
+                            truncated: false,
+                            created_at: now - ((messages - m) as i64) * 60,
+                            print_key_id: None,
+                            sender_user_id: Some(user.id),
+                            reprint_of: None,
+                        },
+                        messages,
+                        usize::MAX,
+                    )?;
+                    store.mark_sent(id, command_id, now)?;
+                    store.mark_answered(id, 0, None, now)?;
+                    command_id += 1;
+                }
+                made.push(printer.id);
+            }
+            if json {
+                println!(
+                    "{}",
+                    json!({"owner": owner, "printers": made, "messages_each": messages})
+                );
+            } else {
+                println!(
+                    "{owner} owns {printers} new printers with {messages} delivered messages each"
+                );
+            }
         }
     }
     Ok(Outcome::AllValid)

@@ -159,6 +159,7 @@ pub fn run(args: RenderArgs, json: bool) -> anyhow::Result<Outcome> {
                 .clone()
                 .unwrap_or_else(jiff::tz::TimeZone::system),
             font: args.font.clone(),
+            dither: None,
         };
         let mut contents: Vec<(String, anyhow::Result<Content>)> = Vec::new();
         if let Some(path) = &args.html {

@@ -48,6 +48,22 @@ pub struct ServeArgs {
     /// separate with commas). Without it those headers are ignored.
     #[arg(long, env = "SIRIUS_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxy: Vec<std::net::IpAddr>,
+    /// "Sign in with Twitter": the app's consumer key (API key) from
+    /// developer.twitter.com. Twitter sign-in is offered only when this and
+    /// the consumer secret are both set; register
+    /// PUBLIC_URL/login/twitter/callback as the app's callback URL.
+    #[arg(long, env = "TWITTER_CONSUMER_KEY")]
+    pub twitter_consumer_key: Option<String>,
+    /// "Sign in with Twitter": the app's consumer secret (API key secret).
+    #[arg(long, env = "TWITTER_CONSUMER_SECRET")]
+    pub twitter_consumer_secret: Option<String>,
+    /// Where Twitter's API is (for Twitter sign-in).
+    #[arg(
+        long,
+        env = "SIRIUS_TWITTER_API_URL",
+        default_value = crate::web::app::twitter::DEFAULT_API_URL
+    )]
+    pub twitter_api_url: String,
     /// Messages waiting per printer at most; past it a print is refused
     /// (HTTP 429, "the queue is full") and nothing queued is dropped.
     #[arg(long, env = "SIRIUS_QUEUE_LIMIT", default_value_t = 100)]
@@ -87,6 +103,11 @@ impl ServeArgs {
         config.web.templates_dir = self.templates.clone();
         config.web.signup = self.signup;
         config.web.trusted_proxies = self.trusted_proxy.clone();
+        config.web.twitter = crate::web::app::twitter::TwitterConfig::from_settings(
+            self.twitter_consumer_key.as_deref(),
+            self.twitter_consumer_secret.as_deref(),
+            &self.twitter_api_url,
+        )?;
         config.printing.hold_limit = Duration::from_secs(self.hold_days * 24 * 3600);
         config.printing.queue_limit = self.queue_limit.max(1);
         config.metrics_public = self.metrics_public;

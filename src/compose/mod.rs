@@ -246,11 +246,21 @@ impl Renderer {
 
     /// A whole HTML document to a page, as given (no template).
     pub fn render_document(&self, html: &str) -> Result<Rendered, RenderError> {
+        self.render_document_with(html, self.inner.config.dither)
+    }
+
+    /// [`Renderer::render_document`] with its own way of turning grey into
+    /// black and white.
+    pub fn render_document_with(
+        &self,
+        html: &str,
+        dither: Dither,
+    ) -> Result<Rendered, RenderError> {
         let started = Instant::now();
         let wait = FETCH_WAIT.min(self.inner.config.time_limit / 2);
         let job = html::RenderJob {
             html,
-            dither: self.inner.config.dither,
+            dither,
             agent: self.inner.agent.clone(),
             fetch_deadline: started + wait,
             max_rows: self.inner.config.max_rows,
@@ -288,7 +298,7 @@ impl Renderer {
             }
         };
         let html = template::render_message_html(body, envelope, &family, dir)?;
-        self.render_document(&html)
+        self.render_document_with(&html, envelope.dither.unwrap_or(self.inner.config.dither))
     }
 
     /// Takes a place among the renders let in at once (four per render

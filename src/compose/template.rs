@@ -30,6 +30,10 @@ pub struct Envelope {
     pub time_zone: jiff::tz::TimeZone,
     /// The body's typeface (text, and HTML that names none of its own).
     pub font: MessageFont,
+    /// How grey becomes black and white on this page: dithered (photos)
+    /// or a threshold (drawings, screenshots). `None`: the server's
+    /// default (`--dither`).
+    pub dither: Option<crate::raster::convert::Dither>,
 }
 
 /// The typeface a message is printed in: one of the embedded DejaVu
@@ -112,6 +116,7 @@ impl Envelope {
             at: jiff::Timestamp::now(),
             time_zone: jiff::tz::TimeZone::system(),
             font: MessageFont::Sans,
+            dither: None,
         }
     }
 
@@ -197,6 +202,7 @@ mod tests {
             at: "2026-11-24T09:05:00Z".parse().unwrap(),
             time_zone: jiff::tz::TimeZone::get("Europe/London").unwrap(),
             font: MessageFont::Sans,
+            dither: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod load;
 pub mod posts;
 pub mod printer;
+pub mod web_load;
 pub mod wire;
 
 pub use identity::{IdentityError, PrinterIdentity};

@@ -118,6 +118,9 @@ pub struct PrintOptions {
     pub no_face: bool,
     /// The body's typeface (text and HTML without their own fonts).
     pub font: crate::compose::MessageFont,
+    /// Photo (dithered) or drawing (threshold); `None`: the server's
+    /// default.
+    pub dither: Option<crate::raster::convert::Dither>,
 }
 
 impl PrintOptions {
@@ -188,6 +191,7 @@ impl Printing {
             at,
             time_zone: self.config.time_zone.clone(),
             font: options.font.clone(),
+            dither: options.dither,
         };
         let kind = match content {
             Content::Html(_) => "html",

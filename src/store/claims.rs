@@ -70,7 +70,9 @@ impl Store {
     /// * A new code: the claim is stored and every printer with its hardware
     ///   xor is linked to it, taking it from any older claim. When the older
     ///   claim was another user's, that printer's print keys are revoked and
-    ///   its shares deleted.
+    ///   its shares deleted. Unless the older claim was this user's, the
+    ///   printer's messages (history and queue) are deleted: they belonged
+    ///   to whoever had it before.
     /// * A code this user claimed before: if it is still the newest claim
     ///   for its xor, the claim is renamed (and its printers relinked);
     ///   otherwise [`ClaimError::Superseded`].
@@ -127,6 +129,15 @@ impl Store {
                     )?
                     .query_row([xor], |row| row.get(0))
                     .optional()?;
+                if previous_owner != Some(user_id) {
+                    // A new owner (or the printer's owner was deleted):
+                    // the history and the queue were someone else's.
+                    tx.prepare_cached(
+                        "DELETE FROM messages
+                         WHERE printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
+                    )?
+                    .execute([xor])?;
+                }
                 if previous_owner.is_some_and(|owner| owner != user_id) {
                     // A new owner: what the old one handed out stops working.
                     tx.prepare_cached(

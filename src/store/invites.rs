@@ -68,6 +68,32 @@ fn check(row: Option<InviteRow>, now: i64) -> Result<InviteRow, InviteProblem> {
     Ok(row)
 }
 
+/// The invite with this token, if it can still be used, read on `conn`
+/// (a transaction that will use it up with [`use_invite`]).
+pub(super) fn usable_invite(
+    conn: &rusqlite::Connection,
+    token: &str,
+    now: i64,
+) -> Result<Result<InviteRow, InviteProblem>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("{INVITE_SELECT} WHERE i.token_hash = ?1"))?
+        .query_row([sha256_hex(token)], invite_from_row)
+        .optional()?;
+    Ok(check(row, now))
+}
+
+/// Marks an invite used by `user_id`.
+pub(super) fn use_invite(
+    conn: &rusqlite::Connection,
+    invite_id: i64,
+    user_id: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE invites SET used_at = ?2, used_by = ?3 WHERE id = ?1")?
+        .execute(params![invite_id, now, user_id])?;
+    Ok(())
+}
+
 impl Store {
     /// Stores a new invite under the hash of `token`, working
     /// [`INVITE_DAYS`] from `now`.
@@ -124,19 +150,14 @@ impl Store {
     ) -> Result<Result<User, InviteProblem>, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let row = tx
-            .prepare_cached(&format!("{INVITE_SELECT} WHERE i.token_hash = ?1"))?
-            .query_row([sha256_hex(token)], invite_from_row)
-            .optional()?;
-        let invite = match check(row, now) {
+        let invite = match usable_invite(&tx, token, now)? {
             Ok(i) => i,
             Err(problem) => return Ok(Err(problem)),
         };
         let username = super::users::valid_username(username)?;
         let user =
             super::users::insert_user(&tx, username, Some(password_hash), invite.make_admin, now)?;
-        tx.prepare_cached("UPDATE invites SET used_at = ?2, used_by = ?3 WHERE id = ?1")?
-            .execute(params![invite.id, now, user.id])?;
+        use_invite(&tx, invite.id, user.id, now)?;
         tx.commit()?;
         self.wrote();
         Ok(Ok(user))

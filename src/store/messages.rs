@@ -87,11 +87,15 @@ pub struct MessageRow {
     pub printed_at: Option<i64>,
     pub print_key_id: Option<i64>,
     pub reprint_of: Option<i64>,
+    /// The signed-in user who sent it (web, API); `None` for print keys,
+    /// the command line, and users since deleted.
+    pub sender_user_id: Option<i64>,
 }
 
 const MESSAGE_SELECT: &str = "SELECT id, printer_id, sender, content_kind, command_kind,
         page_width, page_height, truncated, created_at, state, command_id, attempts,
-        sent_at, answered_at, return_code, failure, printed_at, print_key_id, reprint_of
+        sent_at, answered_at, return_code, failure, printed_at, print_key_id, reprint_of,
+        sender_user_id
     FROM messages";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -122,6 +126,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         printed_at: row.get(16)?,
         print_key_id: row.get(17)?,
         reprint_of: row.get(18)?,
+        sender_user_id: row.get(19)?,
     })
 }
 
@@ -280,6 +285,24 @@ impl Store {
         ))?;
         let rows = stmt
             .query_map(params![printer_id, limit as i64], message_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// The newest messages `user_id` sent to a printer, newest first: what
+    /// a user the printer is shared with sees of its history.
+    pub fn recent_messages_from(
+        &self,
+        printer_id: i64,
+        user_id: i64,
+        limit: usize,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "{MESSAGE_SELECT} WHERE printer_id = ?1 AND sender_user_id = ?2 ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let rows = stmt
+            .query_map(params![printer_id, user_id, limit as i64], message_from_row)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }

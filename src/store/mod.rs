@@ -18,6 +18,7 @@
 //! * [`import`]: bringing data over from the earlier (Python) server.
 //! * [`sessions`], [`invites`], [`shares`]: the web app's signed-in
 //!   browsers, one-time invite links, and printers shared with other users.
+//! * [`twitter`]: Twitter accounts linked to users ("Sign in with Twitter").
 //!
 //! The store is synchronous: one writing connection behind a mutex and a
 //! few read-only ones (WAL, so reads never wait for the writer), statements
@@ -36,6 +37,7 @@ pub mod print_keys;
 pub mod printers;
 pub mod sessions;
 pub mod shares;
+pub mod twitter;
 pub mod users;
 
 use std::path::{Path, PathBuf};

@@ -197,6 +197,54 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The owner gives a printer up ("remove" on its page): it becomes
+    /// unclaimed, in one transaction, as when its owner's account is
+    /// deleted: every claim on its hardware goes, its print keys are
+    /// revoked, its shares end, and its messages (history and queue) are
+    /// deleted. Like any unclaimed printer, whoever holds a code it printed
+    /// may then claim it; give it away after a reset (the new code is the
+    /// only one that matters once claimed). Returns whether the
+    /// printer was owned by `owner_id`.
+    pub fn release_printer(
+        &self,
+        printer_id: i64,
+        owner_id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let xor: Option<i64> = tx
+            .prepare_cached(
+                "SELECT p.hardware_xor FROM printers p JOIN claims c ON c.id = p.claim_id
+                 WHERE p.id = ?1 AND c.user_id = ?2",
+            )?
+            .query_row(params![printer_id, owner_id], |r| r.get(0))
+            .optional()?;
+        let Some(xor) = xor else {
+            return Ok(false);
+        };
+        tx.prepare_cached(
+            "UPDATE print_keys SET revoked_at = ?2
+             WHERE revoked_at IS NULL
+               AND printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
+        )?
+        .execute(params![xor, now])?;
+        tx.prepare_cached("DELETE FROM shares WHERE hardware_xor = ?1")?
+            .execute([xor])?;
+        tx.prepare_cached(
+            "DELETE FROM messages
+             WHERE printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
+        )?
+        .execute([xor])?;
+        tx.prepare_cached("UPDATE printers SET claim_id = NULL WHERE hardware_xor = ?1")?
+            .execute([xor])?;
+        tx.prepare_cached("DELETE FROM claims WHERE hardware_xor = ?1")?
+            .execute([xor])?;
+        tx.commit()?;
+        self.wrote();
+        Ok(true)
+    }
+
     /// How many messages wait in a printer's queue.
     pub fn queued_count(&self, printer_id: i64) -> Result<u64, StoreError> {
         let n: i64 = self
@@ -261,6 +309,89 @@ mod tests {
         store.claim(eve.id, &newer, "Mine now", 5).unwrap();
         assert_eq!(store.printer_access(p.id, bob.id).unwrap(), None);
         assert!(store.shares_of(p.id).unwrap().is_empty());
+    }
+
+    fn message_from(printer_id: i64, user_id: Option<i64>) -> super::super::NewMessage<'static> {
+        super::super::NewMessage {
+            printer_id,
+            sender: "someone",
+            content_kind: "text",
+            command_kind: "set_delivery_and_print",
+            page_png: b"png",
+            page_width: 384,
+            page_height: 10,
+            truncated: false,
+            created_at: 10,
+            print_key_id: None,
+            sender_user_id: user_id,
+            reprint_of: None,
+        }
+    }
+
+    #[test]
+    fn removing_a_printer_unclaims_it_and_takes_its_keys_shares_and_messages() {
+        let store = Store::open_in_memory().unwrap();
+        let ada = store.create_user("ada", None, 0).unwrap();
+        let bob = store.create_user("bob", None, 0).unwrap();
+        let addr = DeviceAddress::parse("000d6f000273ce0b").unwrap();
+        let p = store.ensure_printer(addr, 0).unwrap();
+        let code = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(7).unwrap());
+        store.claim(ada.id, &code, "Kitchen", 1).unwrap();
+        store.share_printer(p.id, "bob", ada.id, 2).unwrap();
+        store
+            .create_print_key(p.id, "abcdefghij0123456789", None, Some(ada.id), 3)
+            .unwrap();
+        store
+            .insert_message(&message_from(p.id, Some(bob.id)), 100, 100)
+            .unwrap();
+        store
+            .insert_message(&message_from(p.id, Some(ada.id)), 100, 100)
+            .unwrap();
+        assert_eq!(
+            store.recent_messages_from(p.id, bob.id, 10).unwrap().len(),
+            1,
+            "bob sees his own message only"
+        );
+
+        // Not bob's to remove.
+        assert!(!store.release_printer(p.id, bob.id, 4).unwrap());
+        assert!(store.release_printer(p.id, ada.id, 4).unwrap());
+        assert_eq!(store.printer_access(p.id, ada.id).unwrap(), None);
+        assert_eq!(store.printer_access(p.id, bob.id).unwrap(), None);
+        assert!(
+            store.print_key("abcdefghij0123456789").unwrap().is_none(),
+            "the key is revoked"
+        );
+        assert!(store.recent_messages(p.id, 10).unwrap().is_empty());
+        assert_eq!(store.queued_count(p.id).unwrap(), 0);
+        // Unclaimed now: whoever has a code it printed may claim it.
+        store.claim(bob.id, &code, "Bob's", 5).unwrap();
+        assert_eq!(
+            store.printer_access(p.id, bob.id).unwrap().map(|a| a.1),
+            Some(Access::Owner)
+        );
+    }
+
+    #[test]
+    fn a_new_owner_does_not_see_the_old_owners_history() {
+        let store = Store::open_in_memory().unwrap();
+        let ada = store.create_user("ada", None, 0).unwrap();
+        let eve = store.create_user("eve", None, 0).unwrap();
+        let addr = DeviceAddress::parse("000d6f000273ce0b").unwrap();
+        let p = store.ensure_printer(addr, 0).unwrap();
+        let code = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(7).unwrap());
+        store.claim(ada.id, &code, "Kitchen", 1).unwrap();
+        store
+            .insert_message(&message_from(p.id, Some(ada.id)), 100, 100)
+            .unwrap();
+        // A reset by the same owner keeps the history.
+        let again = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(8).unwrap());
+        store.claim(ada.id, &again, "Kitchen", 2).unwrap();
+        assert_eq!(store.recent_messages(p.id, 10).unwrap().len(), 1);
+        // Someone else's claim does not.
+        let theirs = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(9).unwrap());
+        store.claim(eve.id, &theirs, "Mine", 3).unwrap();
+        assert!(store.recent_messages(p.id, 10).unwrap().is_empty());
     }
 
     #[test]

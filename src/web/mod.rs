@@ -2,6 +2,7 @@
 //! plain function per route, no framework — and every other path handed to
 //! the web app ([`app`], an axum router with sessions).
 
+pub mod api;
 pub mod app;
 pub mod print_key;
 pub mod templates;
@@ -31,6 +32,8 @@ pub struct AppState {
     /// `SIRIUS_PUBLIC_URL`: how people reach this server, for examples.
     pub public_url: Option<String>,
     pub print_key_limiter: print_key::RateLimiter,
+    /// Prints per user per minute through `/ext_api`.
+    pub api_limiter: print_key::RateLimiter,
     /// The web app (pages for people): [`app`].
     pub app: app::App,
     /// The same print twice within 30 s prints once.
@@ -104,11 +107,8 @@ async fn route(
         let secret = secret.to_string();
         return Ok(print_key::handle(&state, req, &secret).await);
     }
-    if let Some(id) = path
-        .strip_prefix("/_/messages/")
-        .and_then(|p| p.strip_suffix(".png"))
-    {
-        return Ok(message_png(&state, id).await);
+    if path.starts_with("/ext_api/") {
+        return Ok(api::handle(&state, req, &path).await);
     }
     let resp = match (req.method(), path.as_str()) {
         (_, "/api/v1/connection") => upgrade::upgrade(&state.hub, req, remote),
@@ -142,29 +142,6 @@ pub fn text_response(status: StatusCode, text: &str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
-}
-
-/// A message's page, as it printed (for thumbnails on the status page).
-async fn message_png(state: &AppState, id: &str) -> Response<Body> {
-    let Ok(id) = id.parse::<i64>() else {
-        return text_response(StatusCode::NOT_FOUND, "not found\n");
-    };
-    match state.db.read(move |s| s.message_page(id)).await {
-        Ok(Some(png)) => {
-            let mut r = Response::new(Full::new(Bytes::from(png)));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
-            r
-        }
-        Ok(None) => text_response(StatusCode::NOT_FOUND, "no such message\n"),
-        Err(e) => {
-            tracing::error!("message page: {e}");
-            text_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the database could not be read\n",
-            )
-        }
-    }
 }
 
 fn healthz(state: &AppState) -> Value {

@@ -95,7 +95,7 @@ fn cors(mut resp: Response<Body>) -> Response<Body> {
     resp
 }
 
-fn message(status: StatusCode, text: &str) -> Response<Body> {
+pub(super) fn message(status: StatusCode, text: &str) -> Response<Body> {
     json_response(status, &json!({ "message": text }))
 }
 
@@ -259,7 +259,7 @@ fn sender_from_query(query: Option<&str>) -> Option<String> {
 }
 
 /// Decodes `%XX` escapes and `+` (a space, in query strings).
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }
@@ -292,16 +292,8 @@ async fn post(
     let key_id = key.id;
     let query = req.uri().query().map(str::to_string);
     let sender = sender_from_query(query.as_deref()).unwrap_or_else(|| key.default_sender());
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return message(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the body is larger than 10 MiB; send a smaller picture",
-        );
+    if let Some(r) = too_long(&req) {
+        return r;
     }
     let mime = req
         .headers()
@@ -342,29 +334,9 @@ async fn post(
         Ok(a) => a,
         Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let body = Limited::new(req.into_body(), MAX_BODY).collect();
-    let body = match tokio::time::timeout(state.body_deadline, body).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return message(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the body is larger than 10 MiB; send a smaller picture",
-                );
-            }
-            return message(StatusCode::BAD_REQUEST, "the body could not be read");
-        }
-        Err(_) => {
-            return message(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!(
-                    "the body did not arrive within {} s; send it again over a faster connection",
-                    state.body_deadline.as_secs()
-                ),
-            );
-        }
+    let body = match read_body(state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let no_face = face_from_query(query.as_deref());
     let font = font_from_query(query.as_deref());
@@ -431,6 +403,56 @@ async fn post(
     r
 }
 
+/// The refusal of a body whose declared length is over [`MAX_BODY`],
+/// before any of it is read.
+pub(super) fn too_long(req: &Request<Incoming>) -> Option<Response<Body>> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Some(message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 10 MiB; send a smaller picture",
+        ));
+    }
+    None
+}
+
+/// Reads a print's body: at most [`MAX_BODY`], within the body deadline.
+/// Take a render admission first.
+pub(super) async fn read_body(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<Bytes, Response<Body>> {
+    let body = Limited::new(req.into_body(), MAX_BODY).collect();
+    match tokio::time::timeout(state.body_deadline, body).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Err(message(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body is larger than 10 MiB; send a smaller picture",
+                ));
+            }
+            Err(message(
+                StatusCode::BAD_REQUEST,
+                "the body could not be read",
+            ))
+        }
+        Err(_) => Err(message(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the body did not arrive within {} s; send it again over a faster connection",
+                state.body_deadline.as_secs()
+            ),
+        )),
+    }
+}
+
 /// The status and JSON a print key answers for a print's outcome.
 fn print_answer(
     state: &AppState,
@@ -438,18 +460,27 @@ fn print_answer(
     sender: &str,
     result: Result<crate::printing::Submitted, PrintError>,
 ) -> (StatusCode, Value) {
+    if result.is_ok() {
+        let who = sender.to_string();
+        state.db.write_detached("count a print key use", move |s| {
+            s.record_print_key_use(key_id, &who, unix_now())
+        });
+    }
+    print_outcome(result)
+}
+
+/// The status and JSON of a print's outcome, for the APIs (print keys,
+/// `/ext_api`): `{"status": "sent"|"queued", "message_id"}` or
+/// `{"message": what went wrong}`.
+pub(super) fn print_outcome(
+    result: Result<crate::printing::Submitted, PrintError>,
+) -> (StatusCode, Value) {
     let msg = |status, text: String| (status, json!({ "message": text }));
     match result {
-        Ok(sub) => {
-            let who = sender.to_string();
-            state.db.write_detached("count a print key use", move |s| {
-                s.record_print_key_use(key_id, &who, unix_now())
-            });
-            (
-                StatusCode::OK,
-                json!({"status": sub.handed.as_str(), "message_id": sub.message_id}),
-            )
-        }
+        Ok(sub) => (
+            StatusCode::OK,
+            json!({"status": sub.handed.as_str(), "message_id": sub.message_id}),
+        ),
         Err(PrintError::Render(e @ (RenderError::Busy | RenderError::ShuttingDown))) => {
             msg(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }

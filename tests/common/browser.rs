@@ -153,6 +153,49 @@ impl Browser {
         self.post_raw(path, &fields, true).await
     }
 
+    /// Posts a `multipart/form-data` form (the compose page's), with the
+    /// page's token and the headers a browser adds; `file` is an
+    /// `(field, filename, bytes)` upload.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, &[u8])>,
+    ) -> Page {
+        let boundary = "----siriustestboundary7MA4YWxkTrZu0gW";
+        let mut body: Vec<u8> = Vec::new();
+        let token = self.csrf.clone().unwrap_or_default();
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        if !all.iter().any(|(k, _)| *k == "csrf") {
+            all.push(("csrf", &token));
+        }
+        for (k, v) in all {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        if let Some((field, filename, bytes)) = file {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let origin = format!("http://{}", self.addr);
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let headers = [
+            ("Content-Type", content_type.as_str()),
+            ("Origin", origin.as_str()),
+            ("Sec-Fetch-Site", "same-origin"),
+        ];
+        self.request("POST", path, &headers, &body).await
+    }
+
     /// Posts exactly `fields`, with (`same_origin`) or without the
     /// headers a browser adds.
     pub async fn post_raw(

@@ -174,7 +174,7 @@ pub fn fitting_username(name: &str) -> String {
 
 /// `base`, or `base-2`, `base-3`… (cut to fit 64 characters): the first
 /// not taken here, case aside.
-fn free_username(tx: &Transaction<'_>, base: &str) -> rusqlite::Result<String> {
+pub(super) fn free_username(tx: &Transaction<'_>, base: &str) -> rusqlite::Result<String> {
     let taken = |name: &str| -> rusqlite::Result<bool> {
         Ok(tx
             .prepare_cached("SELECT 1 FROM users WHERE username = ?1")?

@@ -9,6 +9,7 @@
 //!   `Sec-Fetch-Site`), sign-in throttling, who the client is (trusted
 //!   proxies).
 //! * [`pages`]: one file per page family.
+//! * [`twitter`]: "Sign in with Twitter" (OAuth 1.0a), when configured.
 //! * Templates are minijinja, embedded from `assets/templates/app/` and
 //!   overridable: a file of the same name in `--templates DIR` wins.
 //!   CSS and the little JavaScript are embedded from `assets/static/` and
@@ -21,6 +22,7 @@
 pub mod auth;
 pub mod pages;
 mod render;
+pub mod twitter;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -101,6 +103,9 @@ pub struct WebConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// A folder whose templates replace the embedded ones of the same name.
     pub templates_dir: Option<PathBuf>,
+    /// "Sign in with Twitter": on when set (`TWITTER_CONSUMER_KEY` and
+    /// `TWITTER_CONSUMER_SECRET`).
+    pub twitter: Option<twitter::TwitterConfig>,
 }
 
 /// The web app of one server: settings, templates, the sign-in throttle
@@ -109,6 +114,8 @@ pub struct App {
     pub config: WebConfig,
     pub templates: Templates,
     pub throttle: auth::LoginThrottle,
+    /// Twitter sign-in, when configured.
+    pub twitter: Option<twitter::Twitter>,
     router: Router,
 }
 
@@ -124,6 +131,7 @@ impl App {
     pub fn new(config: WebConfig) -> App {
         App {
             templates: Templates::new(config.templates_dir.clone()),
+            twitter: config.twitter.clone().map(twitter::Twitter::new),
             config,
             throttle: auth::LoginThrottle::default(),
             router: router(),
@@ -134,7 +142,7 @@ impl App {
 /// Every route of the web app. The router holds no state: each request
 /// carries the server's [`AppState`] as an extension (see [`handle`]).
 fn router() -> Router {
-    use pages::{account, admin, compose, home, printer, printers, session};
+    use pages::{account, admin, compose, home, printer, printers, session, twitter};
     Router::new()
         .route("/", get(home::home))
         .route("/login", get(session::login_page).post(session::login))
@@ -144,6 +152,14 @@ fn router() -> Router {
             "/invite/{token}",
             get(session::invite_page).post(session::invite_signup),
         )
+        .route("/login/twitter", post(twitter::start_sign_in))
+        .route("/login/twitter/callback", get(twitter::callback))
+        .route(
+            "/invite/{token}/twitter",
+            post(twitter::start_invite_sign_up),
+        )
+        .route("/account/twitter/link", post(twitter::start_link))
+        .route("/account/twitter/unlink", post(twitter::unlink))
         .route("/claim", get(printers::claim_page).post(printers::claim))
         .route("/printer/{id}", get(printer::printer))
         .route(
@@ -170,6 +186,8 @@ fn router() -> Router {
         .route("/printer/{id}/share", post(printer::share))
         .route("/printer/{id}/share/{uid}/delete", post(printer::unshare))
         .route("/printer/{id}/rename", post(printer::rename))
+        .route("/printer/{id}/remove", post(printer::remove))
+        .route("/printer/{id}/states", get(printer::states))
         .route("/account", get(account::account))
         .route("/account/password", post(account::change_password))
         .route("/account/api-key", post(account::regenerate_api_key))

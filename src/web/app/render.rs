@@ -63,7 +63,8 @@ impl Templates {
 }
 
 /// A page: `name` rendered with `ctx` plus what every page knows (who is
-/// signed in, the form token, the sign-up policy), status `status`.
+/// signed in, the form token, the sign-up policy, whether Twitter sign-in
+/// is on), status `status`.
 pub fn page(
     state: &AppState,
     visitor: &Visitor,
@@ -82,6 +83,8 @@ pub fn page(
             .or_insert(state.app.config.signup.as_str().into());
         map.entry("version")
             .or_insert(env!("CARGO_PKG_VERSION").into());
+        map.entry("twitter")
+            .or_insert(state.app.twitter.is_some().into());
     }
     match state.app.templates.render(name, &ctx) {
         Ok(html) => {

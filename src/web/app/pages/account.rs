@@ -1,6 +1,8 @@
 //! `/account`: change my password, my API key (shown once when made,
 //! stored hashed), and the browsers signed in as me, each of which I can
-//! sign out — or all of them at once ("sign out everywhere").
+//! sign out — or all of them at once ("sign out everywhere"); the linked
+//! Twitter account ([`super::twitter`] links and unlinks it). An account
+//! made with Twitter has no password: it sets one without a current one.
 
 use axum::extract::Query;
 use axum::http::StatusCode;
@@ -41,7 +43,7 @@ pub struct SessionForm {
 pub struct Nothing {}
 
 /// The account page, with whatever one action wants to say.
-async fn account_page(
+pub(crate) async fn account_page(
     state: &AppState,
     visitor: &Visitor,
     signed: &Signed,
@@ -55,12 +57,13 @@ async fn account_page(
             Ok::<_, crate::store::StoreError>((
                 s.sessions_of(user_id, unix_now())?,
                 s.user_by_id(user_id)?,
+                s.twitter_identity_of(user_id)?,
             ))
         })
         .await;
-    let (sessions, user) = match read {
-        Ok((sessions, Some(user))) => (sessions, user),
-        Ok((_, None)) => return see_other("/login"),
+    let (sessions, user, twitter) = match read {
+        Ok((sessions, Some(user), twitter)) => (sessions, user, twitter),
+        Ok((_, None, _)) => return see_other("/login"),
         Err(e) => return store_failed(state, visitor, e),
     };
     let sessions: Vec<_> = sessions
@@ -78,8 +81,9 @@ async fn account_page(
         .collect();
     let mut ctx = json!({
         "user": {"username": user.username, "is_admin": user.is_admin, "created_at": user.created_at,
-                 "api_key_prefix": user.api_key_prefix},
+                 "api_key_prefix": user.api_key_prefix, "has_password": user.has_password},
         "sessions": sessions,
+        "twitter_link": twitter.map(|t| t.screen_name),
     });
     if let (Some(map), serde_json::Value::Object(extra)) = (ctx.as_object_mut(), extra) {
         map.extend(extra);
@@ -146,7 +150,9 @@ pub async fn change_password(
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Response {
     let username = signed.user.username.clone();
-    if let Some(wait) = state.app.throttle.wait(&username, visitor.ip) {
+    // An account made with Twitter has no password to give.
+    let needs_current = signed.user.has_password;
+    if needs_current && let Some(wait) = state.app.throttle.wait(&username, visitor.ip) {
         let text = format!(
             "Too many wrong passwords. Wait {} seconds, then try again.",
             wait.as_secs().max(1)
@@ -161,14 +167,15 @@ pub async fn change_password(
         .await;
     }
     let (name, current) = (username.clone(), form.current_password);
-    let ok = match state
-        .db
-        .read(move |s| s.verify_password(&name, &current))
-        .await
-    {
-        Ok(found) => found.is_some_and(|u| u.id == signed.user.id),
-        Err(e) => return store_failed(&state, &visitor, e),
-    };
+    let ok = !needs_current
+        || match state
+            .db
+            .read(move |s| s.verify_password(&name, &current))
+            .await
+        {
+            Ok(found) => found.is_some_and(|u| u.id == signed.user.id),
+            Err(e) => return store_failed(&state, &visitor, e),
+        };
     if !ok {
         state.app.throttle.failed(&username, visitor.ip);
         return account_page(

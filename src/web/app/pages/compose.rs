@@ -5,7 +5,11 @@
 //!
 //! The form is `multipart/form-data` (a picture may come with it): fields
 //! `csrf` (checked like every form), `message` (text, or HTML when
-//! `format=html`), and `image` (a PNG, JPEG, GIF or WebP). Everything goes
+//! `format=html`), `image` (a PNG, JPEG, GIF or WebP), `face` (`default`
+//! or `noface`: print without the printer's face), `font` (`sans`,
+//! `serif`, `mono` or a family added with `--fonts`) and `picture`
+//! (`photo`: dithered, the default; `drawing`: a plain threshold, crisp
+//! for line art and screenshots). Everything goes
 //! through [`crate::printing::Printing::print`], as print keys do. When
 //! sending fails, the page comes back with what was typed.
 
@@ -17,8 +21,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{not_found_page, see_other, store_failed};
-use crate::compose::{Content, Envelope};
+use crate::compose::{Content, Envelope, MessageFont};
 use crate::printing::PrintOptions;
+use crate::raster::Dither;
 use crate::store::PrinterRow;
 use crate::web::AppState;
 use crate::web::app::auth::{SignedIn, St, Visitor, check_origin, same_token};
@@ -34,9 +39,24 @@ struct Compose {
     message: String,
     html: bool,
     image: Option<Vec<u8>>,
+    no_face: bool,
+    font: String,
+    drawing: bool,
 }
 
 impl Compose {
+    fn font(&self) -> MessageFont {
+        MessageFont::parse(&self.font)
+    }
+
+    fn dither(&self) -> Dither {
+        if self.drawing {
+            Dither::Threshold
+        } else {
+            Dither::FloydSteinberg
+        }
+    }
+
     /// The content to print: the picture if there is one, else the message.
     fn content(&self) -> Option<Content> {
         if let Some(img) = &self.image {
@@ -75,6 +95,17 @@ async fn read_form(
             "message" => form.message = field.text().await.map_err(IntoResponse::into_response)?,
             "format" => {
                 form.html = field.text().await.map_err(IntoResponse::into_response)? == "html"
+            }
+            "face" => {
+                let v = field.text().await.map_err(IntoResponse::into_response)?;
+                form.no_face = matches!(v.as_str(), "noface" | "none");
+            }
+            "font" => {
+                let v = field.text().await.map_err(IntoResponse::into_response)?;
+                form.font = v.chars().take(64).collect();
+            }
+            "picture" => {
+                form.drawing = field.text().await.map_err(IntoResponse::into_response)? == "drawing"
             }
             "image" => {
                 let bytes = field.bytes().await.map_err(IntoResponse::into_response)?;
@@ -130,6 +161,10 @@ fn compose_page(
         json!({
             "printer": {"id": printer.id, "name": printer.name, "online": state.hub.is_online(printer.address)},
             "message": form.message, "html": form.html, "error": error,
+            "noface": form.no_face, "drawing": form.drawing, "font": form.font().as_str(),
+            "fonts": state.printing.renderer().font_families().iter()
+                .map(|f| json!({"value": f.font.as_str(), "name": f.name}))
+                .collect::<Vec<_>>(),
         }),
     )
 }
@@ -186,7 +221,13 @@ pub async fn print(
             &printer,
             content,
             &signed.user.username,
-            PrintOptions::default(),
+            PrintOptions {
+                sender_user_id: Some(signed.user.id),
+                no_face: form.no_face,
+                font: form.font(),
+                dither: Some(form.dither()),
+                ..PrintOptions::default()
+            },
         )
         .await
     {
@@ -227,7 +268,8 @@ pub async fn preview(
         sender: signed.user.username.clone(),
         at: jiff::Timestamp::now(),
         time_zone: state.printing.config().time_zone.clone(),
-        font: Default::default(),
+        font: form.font(),
+        dither: Some(form.dither()),
     };
     let rendered = match state
         .printing

@@ -1,6 +1,6 @@
 //! The pages, one file per family: [`home`] (`/`), [`session`] (sign in,
 //! sign up, invites, sign out), [`printers`] (claiming), [`printer`] (one printer), [`compose`] (printing and
-//! the live preview), [`account`],
+//! the live preview), [`account`], [`twitter`] (Twitter sign-in and linking),
 //! [`admin`]. Shared here: the plain answers (404, errors) every family
 //! uses.
 
@@ -11,6 +11,7 @@ pub mod home;
 pub mod printer;
 pub mod printers;
 pub mod session;
+pub mod twitter;
 
 use std::sync::Arc;
 

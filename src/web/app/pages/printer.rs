@@ -1,8 +1,14 @@
 //! `/printer/ID`: one printer. Its owner sees its status, history (with
 //! the page pictures, reprint), queue (cancel), print keys (create,
-//! revoke, uses, senders), sharing, and can rename it. A user it is shared
-//! with sees its status. Anyone else gets the same 404 as a printer that
-//! does not exist.
+//! revoke, uses, senders), sharing, and can rename or remove it. A user it
+//! is shared with sees its status and the messages they sent to it (and
+//! may print those again or cancel them). Anyone else gets the same 404 as
+//! a printer that does not exist.
+//!
+//! Message states update live: `/printer/ID/states` answers the states of
+//! the messages on the page as JSON, and `printer.js` asks every 2 s while
+//! one is still on its way. Without JavaScript the page reloads itself
+//! every 5 s while one is.
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -40,6 +46,58 @@ pub struct ShareForm {
 pub struct NameForm {
     #[serde(default)]
     name: String,
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    /// The "yes, remove it" box.
+    confirm: Option<String>,
+}
+
+/// The messages `signed` may see on a printer: all of them for its owner,
+/// their own for someone it is shared with; newest first.
+async fn visible_messages(
+    state: &AppState,
+    id: i64,
+    access: Access,
+    user_id: i64,
+) -> Result<Vec<crate::store::MessageRow>, StoreError> {
+    state
+        .db
+        .read(move |s| match access {
+            Access::Owner => s.recent_messages(id, HISTORY),
+            Access::Shared => s.recent_messages_from(id, user_id, HISTORY),
+        })
+        .await
+}
+
+/// A message of printer `id` that this user may act on (reprint, cancel,
+/// see its page): the owner any, a user it is shared with their own.
+async fn own_message(
+    state: &AppState,
+    visitor: &Visitor,
+    signed: &Signed,
+    id: i64,
+    mid: i64,
+) -> Result<crate::store::MessageRow, Response> {
+    let (_, access) = access(state, visitor, signed, id).await?;
+    match state.db.read(move |s| s.message(mid)).await {
+        Ok(Some(m))
+            if m.printer_id == id
+                && (access == Access::Owner || m.sender_user_id == Some(signed.user.id)) =>
+        {
+            Ok(m)
+        }
+        Ok(_) => Err(not_found_page(state, visitor)),
+        Err(e) => Err(store_failed(state, visitor, e)),
+    }
+}
+
+fn message_json(m: &crate::store::MessageRow) -> Value {
+    json!({"id": m.id, "sender": m.sender, "state": m.state.as_str(), "words": state_words(m.state),
+           "failure": m.failure, "created_at": m.created_at, "printed": m.printed_at.is_some(),
+           "queued": m.state == MessageState::Queued, "final": m.state.is_final(),
+           "height": m.page_height})
 }
 
 /// The printer if this user may see it, else the 404 page.
@@ -118,30 +176,31 @@ async fn printer_page(
         },
         "owner": access == Access::Owner,
     });
+    let messages = match visible_messages(state, id, access, signed.user.id).await {
+        Ok(m) => m,
+        Err(e) => return store_failed(state, visitor, e),
+    };
+    if let Some(map) = ctx.as_object_mut() {
+        map.insert(
+            "pending".into(),
+            messages.iter().any(|m| !m.state.is_final()).into(),
+        );
+        map.insert(
+            "messages".into(),
+            messages.iter().map(message_json).collect::<Vec<_>>().into(),
+        );
+    }
     if access == Access::Owner {
         let read = state
             .db
             .read(move |s| {
-                Ok::<_, StoreError>((
-                    s.recent_messages(id, HISTORY)?,
-                    s.print_keys_of(id)?,
-                    s.shares_of(id)?,
-                    s.queued_count(id)?,
-                ))
+                Ok::<_, StoreError>((s.print_keys_of(id)?, s.shares_of(id)?, s.queued_count(id)?))
             })
             .await;
-        let (messages, keys, shares, queued) = match read {
+        let (keys, shares, queued) = match read {
             Ok(r) => r,
             Err(e) => return store_failed(state, visitor, e),
         };
-        let messages: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                json!({"id": m.id, "sender": m.sender, "state": m.state.as_str(), "words": state_words(m.state),
-                       "failure": m.failure, "created_at": m.created_at, "printed": m.printed_at.is_some(),
-                       "queued": m.state == MessageState::Queued, "height": m.page_height})
-            })
-            .collect();
         let keys: Vec<Value> = keys
             .iter()
             .map(|k| {
@@ -155,7 +214,6 @@ async fn printer_page(
             .map(|s| json!({"user_id": s.user_id, "username": s.username, "since": s.created_at}))
             .collect();
         if let Some(map) = ctx.as_object_mut() {
-            map.insert("messages".into(), messages.into());
             map.insert("keys".into(), keys.into());
             map.insert("shares".into(), shares.into());
             map.insert("queued".into(), queued.into());
@@ -191,8 +249,39 @@ pub async fn printer(
     .await
 }
 
+/// `GET /printer/ID/states`: the state of every message on the printer
+/// page (the same ones), and whether the printer is online, as JSON, for
+/// the page to update itself.
+pub async fn states(
+    St(state): St,
+    visitor: Visitor,
+    SignedIn(signed): SignedIn,
+    Path(id): Path<i64>,
+) -> Response {
+    let (printer, access) = match access(&state, &visitor, &signed, id).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let messages = match visible_messages(&state, id, access, signed.user.id).await {
+        Ok(m) => m,
+        Err(e) => return store_failed(&state, &visitor, e),
+    };
+    let body = json!({
+        "online": state.hub.is_online(printer.address),
+        "messages": messages.iter().map(|m| json!({
+            "id": m.id, "state": m.state.as_str(), "words": state_words(m.state),
+            "failure": m.failure, "final": m.state.is_final(),
+        })).collect::<Vec<_>>(),
+    });
+    let mut r = axum::Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// `GET /printer/ID/message/MID.png`: the page as it printed. The owner
-/// sees every message of the printer; nobody else sees any.
+/// sees every message of the printer, a user it is shared with their own;
+/// nobody else sees any.
 pub async fn message_png(
     St(state): St,
     visitor: Visitor,
@@ -205,18 +294,10 @@ pub async fn message_png(
     else {
         return not_found_page(&state, &visitor);
     };
-    if let Err(r) = owned(&state, &visitor, &signed, id).await {
+    if let Err(r) = own_message(&state, &visitor, &signed, id, mid).await {
         return r;
     }
-    let read = state
-        .db
-        .read(move |s| {
-            Ok::<_, StoreError>(match s.message(mid)? {
-                Some(m) if m.printer_id == id => s.message_page(mid)?,
-                _ => None,
-            })
-        })
-        .await;
+    let read = state.db.read(move |s| s.message_page(mid)).await;
     match read {
         Ok(Some(png)) => {
             let mut r = ([(header::CONTENT_TYPE, "image/png")], png).into_response();
@@ -239,13 +320,8 @@ pub async fn reprint(
     Path((id, mid)): Path<(i64, i64)>,
     CsrfForm(_): CsrfForm<Nothing>,
 ) -> Response {
-    if let Err(r) = owned(&state, &visitor, &signed, id).await {
+    if let Err(r) = own_message(&state, &visitor, &signed, id, mid).await {
         return r;
-    }
-    match state.db.read(move |s| s.message(mid)).await {
-        Ok(Some(m)) if m.printer_id == id => {}
-        Ok(_) => return not_found_page(&state, &visitor),
-        Err(e) => return store_failed(&state, &visitor, e),
     }
     let done = state
         .printing
@@ -253,6 +329,17 @@ pub async fn reprint(
         .await;
     match done {
         Ok(_) => see_other(&format!("/printer/{id}?done=reprinted#history")),
+        Err(crate::printing::PrintError::QueueFull(n)) => {
+            printer_page(
+                &state,
+                &visitor,
+                &signed,
+                id,
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": format!("The queue is full: {n} messages are waiting. Nothing was added; try again when some have printed.")}),
+            )
+            .await
+        }
         Err(e) => store_failed(&state, &visitor, e),
     }
 }
@@ -266,7 +353,7 @@ pub async fn cancel(
     Path((id, mid)): Path<(i64, i64)>,
     CsrfForm(_): CsrfForm<Nothing>,
 ) -> Response {
-    if let Err(r) = owned(&state, &visitor, &signed, id).await {
+    if let Err(r) = own_message(&state, &visitor, &signed, id, mid).await {
         return r;
     }
     match state.db.write(move |s| s.cancel_queued(id, mid)).await {
@@ -409,5 +496,45 @@ pub async fn rename(
             )
             .await
         }
+    }
+}
+
+/// `POST /printer/ID/remove`: the owner gives the printer up (with the
+/// "yes" box ticked): it becomes unclaimed, its keys stop working, its
+/// shares end and its history is deleted ([`crate::store::Store::release_printer`]).
+pub async fn remove(
+    St(state): St,
+    visitor: Visitor,
+    SignedIn(signed): SignedIn,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<RemoveForm>,
+) -> Response {
+    let printer = match owned(&state, &visitor, &signed, id).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if form.confirm.as_deref() != Some("yes") {
+        return printer_page(
+            &state,
+            &visitor,
+            &signed,
+            id,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"remove_error": "Tick the box to say you really mean to remove it. Nothing was changed."}),
+        )
+        .await;
+    }
+    let owner = signed.user.id;
+    match state
+        .db
+        .write(move |s| s.release_printer(id, owner, unix_now()))
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(printer = %printer.address, user = %signed.user.username, "printer removed by its owner");
+            see_other("/?done=removed")
+        }
+        Ok(false) => not_found_page(&state, &visitor),
+        Err(e) => store_failed(&state, &visitor, e),
     }
 }

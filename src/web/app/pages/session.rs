@@ -45,7 +45,8 @@ pub struct SignupForm {
 #[derive(Deserialize)]
 pub struct Nothing {}
 
-fn user_agent(headers: &HeaderMap) -> Option<String> {
+/// The User-Agent, for the account page's list of sessions.
+pub(crate) fn user_agent(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
