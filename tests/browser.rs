@@ -175,6 +175,10 @@ impl Drop for Driver {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // The profiles are a few MB each; chromedriver's log stays.
+        for n in 1..=self.sessions {
+            let _ = std::fs::remove_dir_all(self.dir.join(format!("profile-{n}")));
+        }
     }
 }
 
