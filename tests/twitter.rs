@@ -540,6 +540,11 @@ async fn the_button_is_there_only_with_both_keys() {
     let mut ada = sign_in(&s, "ada", "correct horse").await;
     assert!(!ada.get("/account").await.contains("Link Twitter"));
     assert_eq!(ada.post("/account/twitter/link", &[]).await.status, 404);
+    assert!(
+        ada.get("/admin")
+            .await
+            .contains("off (set TWITTER_CONSUMER_KEY")
+    );
     s.shutdown().await;
 
     let fake = FakeTwitter::start(CONSUMER_SECRET).await;
@@ -550,6 +555,12 @@ async fn the_button_is_there_only_with_both_keys() {
     assert!(b.get("/signup").await.contains("Sign up with Twitter"));
     let mut ada = sign_in(&s, "ada", "correct horse").await;
     assert!(ada.get("/account").await.contains("Link Twitter"));
+    let admin = ada.get("/admin").await;
+    assert!(
+        admin.contains("on, through http://127.0.0.1:"),
+        "{}",
+        admin.body
+    );
     s.shutdown().await;
 
     // Half the credentials is refused at start, saying which is missing.

@@ -140,6 +140,7 @@ async fn admin_page(
         "signup": app.signup.as_str(),
         "trusted_proxies": app.trusted_proxies.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "templates_dir": app.templates_dir.as_ref().map(|d| d.display().to_string()),
+        "twitter": app.twitter.as_ref().map(|t| t.api_url.clone()),
         "history": printing.history,
         "hold_days": printing.hold_limit.as_secs() / 86400,
         "time_zone": printing.time_zone.iana_name().unwrap_or("system"),
