@@ -169,6 +169,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     })?;
     let addr = listener.local_addr()?;
     let renderer = Arc::new(Renderer::new(config.render.clone()));
+    if config.render.fonts_dir.is_some() {
+        // Fonts the admin added: read them now, so a bad file is named in
+        // the log at start. The embedded ones wait for the first render.
+        renderer.load_fonts();
+    }
     let printing = Printing::new(Arc::clone(&hub), renderer, config.printing.clone());
     let state = Arc::new(AppState {
         db: hub.db.clone(),

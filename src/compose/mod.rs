@@ -132,8 +132,10 @@ pub struct Renderer {
 
 struct Inner {
     config: RenderConfig,
-    fonts: Arc<Fonts>,
-    agent: Option<ureq::Agent>,
+    /// Loaded on first use: a server that only relays bridges never
+    /// touches the fonts (about 7 MB of the binary) or the TLS roots.
+    fonts: std::sync::OnceLock<Arc<Fonts>>,
+    agent: std::sync::OnceLock<Option<ureq::Agent>>,
     /// Renders running (one per core by default).
     permits: Arc<tokio::sync::Semaphore>,
     /// Renders let in at once, running or waiting (with their bodies).
@@ -147,27 +149,20 @@ const FETCH_WAIT: Duration = Duration::from_secs(6);
 
 impl Renderer {
     /// A renderer with the embedded fonts and those of `config.fonts_dir`.
-    /// A fonts folder or file that cannot be used is logged as a warning
-    /// (and kept in [`Renderer::font_warnings`]); rendering goes on without
-    /// it.
+    /// The fonts are read on first use (the first render, the compose
+    /// page's font list); [`Renderer::load_fonts`] reads them now. A fonts
+    /// folder or file that cannot be used is logged as a warning then (and
+    /// kept in [`Renderer::font_warnings`]); rendering goes on without it.
     pub fn new(config: RenderConfig) -> Renderer {
-        let agent = net::http_agent(config.fetch_images);
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
         let admissions = Arc::new(tokio::sync::Semaphore::new(
             (config.concurrency.max(1) * 4).max(4),
         ));
-        let fonts = Fonts::load(config.fonts_dir.as_deref());
-        for warning in fonts.warnings() {
-            tracing::warn!("{warning}");
-        }
-        if !fonts.added_families().is_empty() {
-            tracing::info!(families = ?fonts.added_families(), "fonts added");
-        }
         Renderer {
             inner: Arc::new(Inner {
                 config,
-                fonts,
-                agent,
+                fonts: std::sync::OnceLock::new(),
+                agent: std::sync::OnceLock::new(),
                 permits,
                 admissions,
                 abandoned: std::sync::atomic::AtomicUsize::new(0),
@@ -177,6 +172,28 @@ impl Renderer {
 
     pub fn config(&self) -> &RenderConfig {
         &self.inner.config
+    }
+
+    /// The fonts, read (and their warnings logged) the first time.
+    pub fn load_fonts(&self) -> &Arc<Fonts> {
+        self.inner.fonts.get_or_init(|| {
+            let fonts = Fonts::load(self.inner.config.fonts_dir.as_deref());
+            for warning in fonts.warnings() {
+                tracing::warn!("{warning}");
+            }
+            if !fonts.added_families().is_empty() {
+                tracing::info!(families = ?fonts.added_families(), "fonts added");
+            }
+            fonts
+        })
+    }
+
+    /// The client for pictures the HTML names, made the first time.
+    fn agent(&self) -> Option<ureq::Agent> {
+        self.inner
+            .agent
+            .get_or_init(|| net::http_agent(self.inner.config.fetch_images))
+            .clone()
     }
 
     /// The typefaces a message may choose: DejaVu Sans (`sans`, the
@@ -192,21 +209,22 @@ impl Renderer {
             font,
             name: name.into(),
         });
-        let added = self
-            .inner
-            .fonts
-            .added_families()
-            .iter()
-            .map(|name| FontFamily {
-                font: MessageFont::Family(name.clone()),
-                name: name.clone(),
-            });
+        // Without a fonts folder there is nothing to add, and nothing to
+        // load on the caller's (often async) thread.
+        let added: &[String] = match self.inner.config.fonts_dir {
+            Some(_) => self.load_fonts().added_families(),
+            None => &[],
+        };
+        let added = added.iter().map(|name| FontFamily {
+            font: MessageFont::Family(name.clone()),
+            name: name.clone(),
+        });
         embedded.into_iter().chain(added).collect()
     }
 
     /// What could not be loaded from the fonts folder, naming each file.
     pub fn font_warnings(&self) -> &[String] {
-        self.inner.fonts.warnings()
+        self.load_fonts().warnings()
     }
 
     /// The CSS `font-family` of a message body in `font`: an unknown
@@ -217,7 +235,7 @@ impl Renderer {
             MessageFont::Serif => "serif".into(),
             MessageFont::Mono => "monospace".into(),
             MessageFont::Family(name) => {
-                let added = self.inner.fonts.added_families();
+                let added = self.load_fonts().added_families();
                 match added.iter().find(|a| a.eq_ignore_ascii_case(name.trim())) {
                     Some(family) => format!("{}, sans-serif", template::css_family(family)),
                     None => match MessageFont::parse(name) {
@@ -261,10 +279,10 @@ impl Renderer {
         let job = html::RenderJob {
             html,
             dither,
-            agent: self.inner.agent.clone(),
+            agent: self.agent(),
             fetch_deadline: started + wait,
             max_rows: self.inner.config.max_rows,
-            fonts: &self.inner.fonts,
+            fonts: self.load_fonts(),
         };
         // Blitz is young: a panic inside it is an error for this message,
         // not a crash of the server.
