@@ -800,7 +800,8 @@ async fn a_person_in_a_real_browser_claims_prints_shares_and_signs_out() {
         .await;
     ada.see(&["The key no longer works", "revoked"]).await;
     ada.go(&key_url).await;
-    ada.see(&["no such print key"]).await;
+    ada.see(&["No such print key", "Ask the printer's owner for a new one"])
+        .await;
     assert_eq!(status_of(&s, &key_url).await, 404, "a revoked key is gone");
 
     // The admin page: an invite link for the family.

@@ -134,10 +134,20 @@ async fn route(state: &AppState, req: Request<Incoming>, secret: &str) -> Respon
     let (key, printer) = match found {
         Ok(Some(kp)) => kp,
         Ok(None) => {
-            return message(
-                StatusCode::NOT_FOUND,
-                "no such print key: it may have been revoked; ask the printer's owner for a new one",
-            );
+            const GONE: &str = "no such print key: it may have been revoked; ask the printer's owner for a new one";
+            if req.method() == Method::GET && prefers_html(&req) {
+                // A person following a link: a page, not JSON.
+                let mut r = Response::new(Full::new(Bytes::from_static(
+                    b"<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>No such print key</title><h1>No such print key</h1><p>This print key does not work (any more): it may have been revoked. Ask the printer's owner for a new one.</p>\n",
+                )));
+                *r.status_mut() = StatusCode::NOT_FOUND;
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                return r;
+            }
+            return message(StatusCode::NOT_FOUND, GONE);
         }
         Err(e) => {
             tracing::error!("print key lookup failed: {e}");
