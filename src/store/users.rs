@@ -437,28 +437,44 @@ impl Store {
         username: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        let found = {
-            let conn = self.reader();
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.username = ?1"
-            ))?;
-            stmt.query_row([username.trim()], |row| {
+        let found = self.password_hash_of(username)?;
+        // Hashing happens outside the lock.
+        Ok(check_password(found, password))
+    }
+
+    /// A user and their stored password hash, by username (a quick read;
+    /// [`check_password`] does the slow part).
+    pub fn password_hash_of(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.username = ?1"
+        ))?;
+        Ok(stmt
+            .query_row([username.trim()], |row| {
                 Ok((
                     user_from_row(row)?,
                     row.get::<_, Option<String>>(AFTER_USER_COLUMNS)?,
                 ))
             })
-            .optional()?
-        };
-        // Hashing happens outside the lock.
-        match found {
-            Some((user, Some(hash))) => Ok(password_matches(password, &hash).then_some(user)),
-            _ => {
-                if let Some(dummy) = dummy_hash() {
-                    password_matches(password, dummy);
-                }
-                Ok(None)
+            .optional()?)
+    }
+}
+
+/// The user if `password` matches what [`Store::password_hash_of`] found.
+/// Slow on purpose (argon2): never call it on an async runtime thread. An
+/// unknown user, or one without a password, costs about as much as a wrong
+/// password and matches nothing.
+pub fn check_password(found: Option<(User, Option<String>)>, password: &str) -> Option<User> {
+    match found {
+        Some((user, Some(hash))) => password_matches(password, &hash).then_some(user),
+        _ => {
+            if let Some(dummy) = dummy_hash() {
+                password_matches(password, dummy);
             }
+            None
         }
     }
 }

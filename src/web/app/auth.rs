@@ -563,6 +563,48 @@ pub async fn start_session(
         .remove(Cookie::build(FORM_COOKIE).path("/")))
 }
 
+/// Password hashing (argon2, tens of milliseconds of one core each) runs
+/// on the blocking pool, at most half the cores at once (at least one):
+/// twenty people signing in together queue for a core instead of taking
+/// both, and never hold the database's read places while they hash — the
+/// bridges' key requests go on being answered at once.
+pub async fn password_work<R, F>(f: F) -> Result<R, String>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    static SLOTS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1)))
+    });
+    let permit = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .map_err(|e| format!("password checks are shut down: {e}"))?;
+    tokio::task::spawn_blocking(move || {
+        let out = f();
+        drop(permit);
+        out
+    })
+    .await
+    .map_err(|e| format!("the password check failed: {e}"))
+}
+
+/// Checks `username`'s password: the hash is read from the database, and
+/// compared under [`password_work`].
+pub async fn verify_password(
+    state: &crate::web::AppState,
+    username: &str,
+    password: String,
+) -> Result<Option<crate::store::User>, crate::store::StoreError> {
+    let name = username.to_string();
+    let found = state.db.read(move |s| s.password_hash_of(&name)).await?;
+    password_work(move || crate::store::users::check_password(found, &password))
+        .await
+        .map_err(crate::store::StoreError::PasswordHash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

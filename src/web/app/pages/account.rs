@@ -166,11 +166,8 @@ pub async fn change_password(
         )
         .await;
     }
-    let (name, current) = (username.clone(), form.current_password);
     let ok = !needs_current
-        || match state
-            .db
-            .read(move |s| s.verify_password(&name, &current))
+        || match crate::web::app::auth::verify_password(&state, &username, form.current_password)
             .await
         {
             Ok(found) => found.is_some_and(|u| u.id == signed.user.id),

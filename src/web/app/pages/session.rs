@@ -149,11 +149,7 @@ pub async fn login(
         }
         return r;
     }
-    let (name, password) = (username.clone(), form.password);
-    let verified = state
-        .db
-        .read(move |s| s.verify_password(&name, &password))
-        .await;
+    let verified = crate::web::app::auth::verify_password(&state, &username, form.password).await;
     let user = match verified {
         Ok(Some(user)) => user,
         Ok(None) => {
@@ -219,7 +215,7 @@ pub async fn logout(
 /// Checks and hashes a new account's password off the async threads.
 pub async fn hashed_new_password(password: String) -> Result<String, String> {
     check_new_password(&password).map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || hash_password(&password))
+    crate::web::app::auth::password_work(move || hash_password(&password))
         .await
         .map_err(|e| format!("could not hash the password: {e}"))?
         .map_err(|e| e.to_string())
