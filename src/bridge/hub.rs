@@ -349,7 +349,7 @@ impl Hub {
     pub fn close_all(&self, reason: &str) {
         let p = self.presence();
         for conn in p.bridges.values() {
-            let _ = conn.tx.try_send(Outgoing::Close(1001, reason.to_string()));
+            let _ = conn.tx.try_send(Outgoing::Close(1001, reason.into()));
         }
     }
 
@@ -637,7 +637,7 @@ impl Hub {
             return;
         };
         let text = add_device_encryption_key(&bridge.to_string(), &device.to_string(), id, &key);
-        if conn.tx.try_send(Outgoing::Text(text)).is_err() {
+        if conn.tx.try_send(Outgoing::Text(text.into())).is_err() {
             tracing::warn!(%bridge, %device, "could not queue the link key: the bridge connection is backed up");
             return;
         }
@@ -835,7 +835,7 @@ impl Hub {
             tx,
         } = route;
         let fate = self.track(id, conn_id);
-        if tx.try_send(Outgoing::Text(text)).is_err() {
+        if tx.try_send(Outgoing::Text(text.into())).is_err() {
             lock(&self.pending).remove(&id);
             return Err(SendError::BridgeBusy(device));
         }

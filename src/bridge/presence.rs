@@ -14,13 +14,16 @@ use crate::protocol::{BridgeAddress, DeviceAddress, events::PowerOnInfo};
 
 /// What a session's writer sends on the websocket.
 #[derive(Debug)]
+///
+/// Boxed strings keep it at 24 bytes: each connection's queue allocates
+/// room for 32 of them at once.
 pub enum Outgoing {
     /// One JSON command.
-    Text(String),
+    Text(Box<str>),
     /// A websocket ping (the server checks the bridge is still there).
     Ping,
     /// Close the connection with this code and reason, after what is queued.
-    Close(u16, String),
+    Close(u16, Box<str>),
 }
 
 /// A live bridge connection.

@@ -92,12 +92,12 @@ where
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             let sent = match out {
-                Outgoing::Text(text) => sink.send(Message::text(text)).await,
+                Outgoing::Text(text) => sink.send(Message::text(String::from(text))).await,
                 Outgoing::Ping => sink.send(Message::Ping(Default::default())).await,
                 Outgoing::Close(code, reason) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
-                        reason: reason.into(),
+                        reason: String::from(reason).into(),
                     };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     break;
@@ -156,7 +156,7 @@ where
                 );
                 let _ = tx.try_send(Outgoing::Close(
                     1009,
-                    format!("message too big: {size} bytes, the limit is {max_size}"),
+                    format!("message too big: {size} bytes, the limit is {max_size}").into(),
                 ));
                 break;
             }

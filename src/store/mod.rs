@@ -165,6 +165,8 @@ pub struct Store {
 const READERS: usize = 2;
 /// Page cache of a read-only connection, in KiB.
 const READER_CACHE_KIB: i64 = 512;
+/// The writer connection's page cache.
+const WRITER_CACHE_KIB: i64 = 1024;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -211,6 +213,9 @@ impl Store {
         // Answers "memory" for an in-memory database; that is fine.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // 1 MiB of pages for the writer (SQLite's default is 2): its writes
+        // are small batches; a big cache only grows the server's memory.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         migrate(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
