@@ -16,7 +16,7 @@
 //!   dropped with an error in the log; writes of what people send always go
 //!   through [`Db::write`], which waits for room instead.
 //!
-//! ```ignore
+//! ```text
 //! let printer = state.db.read(move |s| s.printer_by_id(id)).await?;
 //! let claim = state.db.write(move |s| s.claim(user, &code, &name, now)).await?;
 //! ```
