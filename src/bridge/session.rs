@@ -116,17 +116,29 @@ where
     let idle_limit = hub.config.idle_timeout;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether anything arrived since the last ping tick, and the tick
+    // that last saw something: cheaper than reading the clock for every
+    // message (a flood of heartbeats is hundreds of thousands a second).
+    // A silent bridge is closed between `idle_limit` and `idle_limit` plus
+    // one ping interval after its last message.
+    let mut heard = false;
     let mut last_heard = tokio::time::Instant::now();
+    // The writer stopped (close sent or socket dead): stop reading. Made
+    // once, not on every message.
+    let mut writer_gone = Box::pin(tx.closed());
     loop {
         let msg = tokio::select! {
+            biased;
             msg = stream.next() => msg,
             _ = ping.tick() => {
-                if last_heard.elapsed() >= idle_limit {
+                if std::mem::take(&mut heard) {
+                    last_heard = tokio::time::Instant::now();
+                } else if last_heard.elapsed() >= idle_limit {
                     hub.stats.idle_closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(
                         bridge = ?conn.bridges.first().map(|b| b.to_string()),
                         remote_ip = %conn.remote_ip,
-                        "bridge sent nothing for {} s, not even a pong; closing its connection",
+                        "bridge sent nothing for {} s or more, not even a pong; closing its connection",
                         last_heard.elapsed().as_secs()
                     );
                     let _ = tx.try_send(Outgoing::Close(1001, "no traffic from the bridge".into()));
@@ -135,10 +147,9 @@ where
                 let _ = tx.try_send(Outgoing::Ping);
                 continue;
             }
-            // The writer stopped (close sent or socket dead): stop reading.
-            _ = tx.closed() => break,
+            _ = writer_gone.as_mut() => break,
         };
-        last_heard = tokio::time::Instant::now();
+        heard = true;
         let event = match msg {
             Some(Ok(Message::Text(text))) => decode_text(&text),
             Some(Ok(Message::Binary(bytes))) => decode_bytes(&bytes),
@@ -179,6 +190,7 @@ where
             guard.bridges = conn.bridges.clone();
         }
     }
+    drop(writer_gone);
     drop(conn);
     drop(tx);
     guard.close();
