@@ -132,22 +132,11 @@ impl Store {
                 if previous_owner != Some(user_id) {
                     // A new owner (or the printer's owner was deleted):
                     // the history and the queue were someone else's.
-                    tx.prepare_cached(
-                        "DELETE FROM messages
-                         WHERE printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
-                    )?
-                    .execute([xor])?;
+                    delete_messages(&tx, xor)?;
                 }
                 if previous_owner.is_some_and(|owner| owner != user_id) {
                     // A new owner: what the old one handed out stops working.
-                    tx.prepare_cached(
-                        "UPDATE print_keys SET revoked_at = ?2
-                         WHERE revoked_at IS NULL
-                           AND printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
-                    )?
-                    .execute(rusqlite::params![xor, now])?;
-                    tx.prepare_cached("DELETE FROM shares WHERE hardware_xor = ?1")?
-                        .execute([xor])?;
+                    revoke_keys_and_shares(&tx, xor, now)?;
                 }
                 tx.prepare_cached(
                     "INSERT INTO claims (user_id, hardware_xor, code, name, created_at)
@@ -190,6 +179,52 @@ impl Store {
             .ok_or(ClaimError::UnknownUser)?;
         self.claim(user.id, code, name, now)
     }
+}
+
+/// A printer changes hands (a claim by someone else, its owner removed it
+/// or was deleted): the print keys of every printer with this hardware xor
+/// are revoked and its shares deleted.
+pub(super) fn revoke_keys_and_shares(
+    tx: &rusqlite::Transaction<'_>,
+    xor: impl rusqlite::ToSql,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE print_keys SET revoked_at = ?2
+         WHERE revoked_at IS NULL
+           AND printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
+    )?
+    .execute(rusqlite::params![&xor, now])?;
+    tx.prepare_cached("DELETE FROM shares WHERE hardware_xor = ?1")?
+        .execute([&xor])?;
+    Ok(())
+}
+
+/// The messages (history and queue) of every printer with this hardware
+/// xor are deleted: they belonged to whoever had it before.
+pub(super) fn delete_messages(
+    tx: &rusqlite::Transaction<'_>,
+    xor: impl rusqlite::ToSql,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM messages
+         WHERE printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
+    )?
+    .execute([xor])?;
+    Ok(())
+}
+
+/// No claim owns this hardware any more: its printers are unlinked and
+/// every claim on it deleted (so an old code is no longer anyone's).
+pub(super) fn unclaim(
+    tx: &rusqlite::Transaction<'_>,
+    xor: impl rusqlite::ToSql,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE printers SET claim_id = NULL WHERE hardware_xor = ?1")?
+        .execute([&xor])?;
+    tx.prepare_cached("DELETE FROM claims WHERE hardware_xor = ?1")?
+        .execute([&xor])?;
+    Ok(())
 }
 
 #[cfg(test)]

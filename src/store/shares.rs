@@ -223,23 +223,9 @@ impl Store {
         let Some(xor) = xor else {
             return Ok(false);
         };
-        tx.prepare_cached(
-            "UPDATE print_keys SET revoked_at = ?2
-             WHERE revoked_at IS NULL
-               AND printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
-        )?
-        .execute(params![xor, now])?;
-        tx.prepare_cached("DELETE FROM shares WHERE hardware_xor = ?1")?
-            .execute([xor])?;
-        tx.prepare_cached(
-            "DELETE FROM messages
-             WHERE printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
-        )?
-        .execute([xor])?;
-        tx.prepare_cached("UPDATE printers SET claim_id = NULL WHERE hardware_xor = ?1")?
-            .execute([xor])?;
-        tx.prepare_cached("DELETE FROM claims WHERE hardware_xor = ?1")?
-            .execute([xor])?;
+        super::claims::revoke_keys_and_shares(&tx, xor, now)?;
+        super::claims::delete_messages(&tx, xor)?;
+        super::claims::unclaim(&tx, xor)?;
         tx.commit()?;
         self.wrote();
         Ok(true)

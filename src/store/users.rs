@@ -343,19 +343,9 @@ impl Store {
             )?
             .query_map([user_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        for xor in &xors {
-            tx.prepare_cached(
-                "UPDATE print_keys SET revoked_at = ?2
-                 WHERE revoked_at IS NULL
-                   AND printer_id IN (SELECT id FROM printers WHERE hardware_xor = ?1)",
-            )?
-            .execute(rusqlite::params![xor, now])?;
-            tx.prepare_cached("DELETE FROM shares WHERE hardware_xor = ?1")?
-                .execute([xor])?;
-            tx.prepare_cached("UPDATE printers SET claim_id = NULL WHERE hardware_xor = ?1")?
-                .execute([xor])?;
-            tx.prepare_cached("DELETE FROM claims WHERE hardware_xor = ?1")?
-                .execute([xor])?;
+        for &xor in &xors {
+            super::claims::revoke_keys_and_shares(&tx, xor, now)?;
+            super::claims::unclaim(&tx, xor)?;
         }
         // Claims of theirs that others' newer claims replaced: no printer
         // follows them.
