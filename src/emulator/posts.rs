@@ -90,16 +90,17 @@ impl fmt::Display for PostLoadReport {
     }
 }
 
-struct Target {
-    host: String,
-    port: u16,
-    path: String,
+/// Where requests go: an `http://HOST[:PORT]/PATH` URL, split.
+pub(crate) struct Target {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
 }
 
-fn parse_url(url: &str) -> anyhow::Result<Target> {
+pub(crate) fn parse_url(url: &str) -> anyhow::Result<Target> {
     let rest = url
         .strip_prefix("http://")
-        .context("the print key URL must start with http:// (https is not supported here)")?;
+        .context("the URL must start with http:// (https is not supported here)")?;
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (h.to_string(), p.parse().context("bad port in the URL")?),
@@ -195,12 +196,13 @@ pub async fn run_post_load(opts: PostLoadOptions) -> anyhow::Result<PostLoadRepo
     }
     report.elapsed = started.elapsed();
     latencies.sort();
-    let pick = |q: f64| {
-        (!latencies.is_empty())
-            .then(|| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize])
-    };
-    report.latency_p50 = pick(0.5);
-    report.latency_p99 = pick(0.99);
+    report.latency_p50 = quantile(&latencies, 0.5);
+    report.latency_p99 = quantile(&latencies, 0.99);
     report.latency_max = latencies.last().copied();
     Ok(report)
+}
+
+/// The `q` quantile (0 to 1) of sorted latencies; `None` when there are none.
+pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Option<Duration> {
+    (!sorted.is_empty()).then(|| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize])
 }

@@ -27,6 +27,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
+use super::posts::{Target, parse_url, quantile};
+
 /// What the load does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WebLoadMode {
@@ -263,11 +265,11 @@ impl Client {
             bail!("GET /login answered {}", page.status);
         }
         let token = self.csrf.clone().unwrap_or_default();
-        let body = form_urlencoded(&[
+        let body = serde_urlencoded::to_string([
             ("username", username),
             ("password", password),
             ("csrf", &token),
-        ]);
+        ])?;
         self.send(
             "POST",
             "/login",
@@ -284,25 +286,6 @@ fn form_token(body: &[u8]) -> Option<String> {
     let at = text.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
     let token: String = text[at..].chars().take_while(|c| *c != '"').collect();
     (!token.is_empty()).then_some(token)
-}
-
-fn form_urlencoded(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            let enc: String = v
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("{k}={enc}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// Printer ids linked from a page (`/printer/ID"`), in order, once each.
@@ -343,17 +326,6 @@ fn preview_body(csrf: &str) -> (String, Bytes) {
         format!("multipart/form-data; boundary={boundary}"),
         Bytes::from(body),
     )
-}
-
-fn parse_base(url: &str) -> anyhow::Result<(String, u16)> {
-    let rest = url
-        .strip_prefix("http://")
-        .context("the server URL must start with http:// (https is not supported here)")?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match authority.rsplit_once(':') {
-        Some((h, p)) => Ok((h.to_string(), p.parse().context("bad port in the URL")?)),
-        None => Ok((authority.to_string(), 80)),
-    }
 }
 
 type Samples = Vec<(Result<(u16, usize), String>, Duration)>;
@@ -432,7 +404,7 @@ pub async fn run_web_load(opts: WebLoadOptions) -> anyhow::Result<WebLoadReport>
     if opts.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let (host, port) = parse_base(&opts.url)?;
+    let Target { host, port, .. } = parse_url(&opts.url)?;
     let opts = Arc::new(opts);
     let started = Instant::now();
     let deadline = started + opts.duration;
@@ -464,13 +436,9 @@ pub async fn run_web_load(opts: WebLoadOptions) -> anyhow::Result<WebLoadReport>
     }
     report.elapsed = started.elapsed();
     latencies.sort();
-    let pick = |q: f64| {
-        (!latencies.is_empty())
-            .then(|| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize])
-    };
-    report.latency_p50 = pick(0.5);
-    report.latency_p90 = pick(0.9);
-    report.latency_p99 = pick(0.99);
+    report.latency_p50 = quantile(&latencies, 0.5);
+    report.latency_p90 = quantile(&latencies, 0.9);
+    report.latency_p99 = quantile(&latencies, 0.99);
     report.latency_max = latencies.last().copied();
     report.mean_body_bytes = bytes.checked_div(report.requests).unwrap_or(0);
     Ok(report)
@@ -487,9 +455,5 @@ mod tests {
         assert_eq!(printer_ids(page), vec![12, 7]);
         assert_eq!(form_token(page).as_deref(), Some("tok123"));
         assert_eq!(form_token(b"<p>no form</p>"), None);
-        assert_eq!(
-            form_urlencoded(&[("a", "b c&d"), ("e", "ü")]),
-            "a=b%20c%26d&e=%C3%BC"
-        );
     }
 }

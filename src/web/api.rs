@@ -22,7 +22,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use super::print_key::{message, percent_decode, print_outcome, read_body, too_long};
+use super::print_key::{message, print_outcome, read_body, too_long};
 use super::{AppState, Body, json_response};
 use crate::compose::{Content, MessageFont};
 use crate::printing::PrintOptions;
@@ -79,10 +79,10 @@ fn api_key(req: &Request<Incoming>) -> Option<String> {
             .eq_ignore_ascii_case("bearer")
             .then(|| key.trim().to_string());
     }
-    req.uri().query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == "api_key").then(|| percent_decode(v).trim().to_string())
-    })
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query()?).ok()?;
+    pairs
+        .into_iter()
+        .find_map(|(k, v)| (k == "api_key").then(|| v.trim().to_string()))
 }
 
 /// The user whose key this is, else a `401` saying what to send.

@@ -269,7 +269,7 @@ fn sender_from_query(query: Option<&str>) -> Option<String> {
 }
 
 /// Decodes `%XX` escapes and `+` (a space, in query strings).
-pub(super) fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> String {
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }

@@ -268,10 +268,7 @@ pub async fn states(
     };
     let body = json!({
         "online": state.hub.is_online(printer.address),
-        "messages": messages.iter().map(|m| json!({
-            "id": m.id, "state": m.state.as_str(), "words": state_words(m.state),
-            "failure": m.failure, "final": m.state.is_final(),
-        })).collect::<Vec<_>>(),
+        "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
     });
     let mut r = axum::Json(body).into_response();
     r.headers_mut()
