@@ -837,27 +837,40 @@ async fn route_walk_strangers_other_users_and_forms_without_a_token() {
     s.shutdown().await;
 }
 
+/// On an open-signup server: the first account, "ada" (an administrator),
+/// and a user `name` who signed up, each signed in.
+async fn admin_and_user(s: &RunningServer, name: &str) -> (Browser, Browser) {
+    let ada = first_admin(s, "ada", "correct horse").await;
+    let mut other = Browser::new(s);
+    other.get("/signup").await;
+    let password = format!("{name}'s password");
+    other
+        .post("/signup", &[("username", name), ("password", &password)])
+        .await;
+    (ada, other)
+}
+
+/// A printer claimed by `owner` as "Kitchen" that has never called home;
+/// its id.
+fn offline_printer_of(s: &RunningServer, owner: i64) -> i64 {
+    let store = s.hub.store();
+    let identity = sirius::emulator::PrinterIdentity::random();
+    let p = store.ensure_printer(identity.address, 1).unwrap().id;
+    store
+        .claim(owner, &identity.claim_code(), "Kitchen", 1)
+        .unwrap();
+    p
+}
+
 #[tokio::test]
 async fn shared_users_print_and_see_only_their_own_messages_and_the_owner_removes_the_printer() {
     use sirius::store::MessageState;
     let dir = temp_dir("web-share");
     let s = web_server(&dir.join("sirius.db"), policy(SignupPolicy::Open)).await;
-    let mut ada = first_admin(&s, "ada", "correct horse").await;
-    let mut bob = Browser::new(&s);
-    bob.get("/signup").await;
-    bob.post(
-        "/signup",
-        &[("username", "bob"), ("password", "bob's password")],
-    )
-    .await;
+    let (mut ada, mut bob) = admin_and_user(&s, "bob").await;
     let store = &s.hub.store();
     let ada_id = store.user_by_name("ada").unwrap().unwrap().id;
-    let identity = sirius::emulator::PrinterIdentity::random();
-    let printer = store.ensure_printer(identity.address, 1).unwrap();
-    let p = printer.id;
-    store
-        .claim(ada_id, &identity.claim_code(), "Kitchen", 1)
-        .unwrap();
+    let p = offline_printer_of(&s, ada_id);
     ada.get(&format!("/printer/{p}")).await;
     let shared = ada
         .post(&format!("/printer/{p}/share"), &[("username", "bob")])
@@ -999,21 +1012,10 @@ async fn shared_users_print_and_see_only_their_own_messages_and_the_owner_remove
 async fn the_earlier_servers_api_prints_with_an_api_key() {
     let dir = temp_dir("web-api");
     let s = web_server(&dir.join("sirius.db"), policy(SignupPolicy::Open)).await;
-    let mut ada = first_admin(&s, "ada", "correct horse").await;
-    let mut eve = Browser::new(&s);
-    eve.get("/signup").await;
-    eve.post(
-        "/signup",
-        &[("username", "eve"), ("password", "eve's password")],
-    )
-    .await;
+    let (mut ada, mut eve) = admin_and_user(&s, "eve").await;
     let store = &s.hub.store();
     let ada_id = store.user_by_name("ada").unwrap().unwrap().id;
-    let identity = sirius::emulator::PrinterIdentity::random();
-    let p = store.ensure_printer(identity.address, 1).unwrap().id;
-    store
-        .claim(ada_id, &identity.claim_code(), "Kitchen", 1)
-        .unwrap();
+    let p = offline_printer_of(&s, ada_id);
 
     // The key, made on the account page.
     ada.get("/account").await;
