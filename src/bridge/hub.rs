@@ -373,12 +373,12 @@ impl Hub {
             }
             conn.bridges.push(bridge);
         }
-        let now = unix_now();
         let old = {
             let mut p = self.presence();
             if p.is_live(bridge, conn.id) {
                 return true;
             }
+            let now = unix_now();
             p.bridges.insert(
                 bridge,
                 BridgeConn {
@@ -401,6 +401,7 @@ impl Hub {
             tracing::info!(%bridge, remote_ip = %conn.remote_ip, "bridge connected");
         }
         let ip = conn.remote_ip.clone();
+        let now = unix_now();
         self.db
             .write_detached(format!("record bridge {bridge}"), move |s| {
                 s.record_bridge_seen(bridge, Some(&ip), now)

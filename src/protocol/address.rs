@@ -22,11 +22,35 @@ pub enum AddressError {
 }
 
 /// An EUI64 as 8 bytes in the order they are written (big-endian).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Eui64([u8; 8]);
+
+/// One word for the hasher, not a length and a slice: addresses key the
+/// maps every heartbeat looks up.
+impl std::hash::Hash for Eui64 {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from_ne_bytes(self.0));
+    }
+}
 
 impl Eui64 {
     fn parse(text: &str) -> Result<Self, AddressError> {
+        // Every heartbeat names two addresses: 16 ASCII hex digits are
+        // read byte by byte; anything else is read again below for its
+        // error.
+        if let Ok(digits) = <&[u8; 16]>::try_from(text.as_bytes()) {
+            let mut bytes = [0u8; 8];
+            let mut ok = true;
+            for (i, pair) in digits.chunks_exact(2).enumerate() {
+                match (hex_digit(pair[0]), hex_digit(pair[1])) {
+                    (Some(hi), Some(lo)) => bytes[i] = hi << 4 | lo,
+                    _ => ok = false,
+                }
+            }
+            if ok {
+                return Ok(Eui64(bytes));
+            }
+        }
         let count = text.chars().count();
         if count != 16 {
             return Err(AddressError::Length(count));
@@ -44,6 +68,15 @@ impl Eui64 {
             write!(f, "{b:02x}")?;
         }
         Ok(())
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
     }
 }
 

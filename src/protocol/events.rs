@@ -279,7 +279,21 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Decodes one websocket text frame.
+///
+/// A well-formed `DeviceEvent` (heartbeats: nearly all of a bridge's
+/// traffic) is read straight into borrowed fields, without building a JSON
+/// tree; anything else, or anything the quick reading does not accept as
+/// it is, is read again the general way, which gives every error its
+/// words. Both ways give the same `Event` (tested).
 pub fn decode_text(text: &str) -> Event {
+    if let Some(event) = quick::device_event(text) {
+        return event;
+    }
+    decode_text_general(text)
+}
+
+/// [`decode_text`] without the quick path for `DeviceEvent`s.
+fn decode_text_general(text: &str) -> Event {
     match serde_json::from_str::<Value>(text) {
         Ok(v) => decode_value(&v),
         Err(e) => Event::Malformed {
@@ -497,6 +511,15 @@ fn decode_device_event_message(obj: &Map<String, Value>) -> Result<Event, Decode
         }
         None => return Err(Broken("missing field binary_payload".into()).into()),
     };
+    device_event_payload(bridge, device, b64)
+}
+
+/// The event inside a `DeviceEvent`'s `binary_payload`.
+fn device_event_payload(
+    bridge: BridgeAddress,
+    device: DeviceAddress,
+    b64: &str,
+) -> Result<Event, Decoded> {
     let binary = decode_base64(b64)
         .map_err(|e| Broken(format!("field binary_payload is not valid base64: {e}")))?;
     let event = match decode_device_event(&binary) {
@@ -550,6 +573,75 @@ fn decode_device_event_message(obj: &Map<String, Value>) -> Result<Event, Decode
             data,
         },
     })
+}
+
+/// The quick reading of a `DeviceEvent` (see [`decode_text`]).
+mod quick {
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, Visitor};
+
+    use super::{BridgeAddress, DeviceAddress, Event, device_event_payload};
+
+    /// The fields a `DeviceEvent` is read from; others (`rssi_stats`) are
+    /// skipped without being kept. Borrowed strings: a value with an
+    /// escape in it fails here and is read the general way.
+    #[derive(Deserialize)]
+    struct DeviceEventFields<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        bridge_address: &'a str,
+        device_address: &'a str,
+        binary_payload: &'a str,
+        #[serde(default)]
+        #[allow(dead_code)]
+        timestamp: Timestamp,
+    }
+
+    /// A timestamp the general reading accepts: a number or a string, or
+    /// none. Anything else (`null` too) fails the quick reading.
+    #[derive(Default)]
+    struct Timestamp;
+
+    impl<'de> Deserialize<'de> for Timestamp {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct NumberOrString;
+            impl Visitor<'_> for NumberOrString {
+                type Value = Timestamp;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a number or a string")
+                }
+                fn visit_u64<E: de::Error>(self, _: u64) -> Result<Timestamp, E> {
+                    Ok(Timestamp)
+                }
+                fn visit_i64<E: de::Error>(self, _: i64) -> Result<Timestamp, E> {
+                    Ok(Timestamp)
+                }
+                fn visit_f64<E: de::Error>(self, _: f64) -> Result<Timestamp, E> {
+                    Ok(Timestamp)
+                }
+                fn visit_str<E: de::Error>(self, _: &str) -> Result<Timestamp, E> {
+                    Ok(Timestamp)
+                }
+            }
+            d.deserialize_any(NumberOrString)
+        }
+    }
+
+    /// The event, if `text` is a `DeviceEvent` object whose fields are all
+    /// well formed; `None` sends it the general way.
+    pub(super) fn device_event(text: &str) -> Option<Event> {
+        // A JSON list would fill the fields in order: only objects here.
+        if !text.trim_start().starts_with('{') {
+            return None;
+        }
+        let fields: DeviceEventFields = serde_json::from_str(text).ok()?;
+        if fields.kind != "DeviceEvent" {
+            return None;
+        }
+        let bridge = BridgeAddress::parse(fields.bridge_address).ok()?;
+        let device = DeviceAddress::parse(fields.device_address).ok()?;
+        device_event_payload(bridge, device, fields.binary_payload).ok()
+    }
 }
 
 /// Standard base64, padded or not; white space (line breaks from some
@@ -693,6 +785,67 @@ mod tests {
 
     fn kind(v: Value) -> &'static str {
         decode_value(&v).kind()
+    }
+
+    /// The quick reading of `DeviceEvent`s gives what the general reading
+    /// gives, for real captures and for everything it must hand on.
+    #[test]
+    fn quick_device_events_read_as_the_general_way_does() {
+        let heartbeat = r#"{"binary_payload": "AQAAAAAABAAAABQAAAA=",
+            "bridge_address": "000d6f0002ff7a91", "device_address": "000d6f000273ce0b",
+            "rssi_stats": [-31, -32, -30], "timestamp": 1346504091.521628, "type": "DeviceEvent"}"#;
+        let quick_ones = [
+            heartbeat.to_string(),
+            include_str!("../../tests/fixtures/captures/DeviceEvent-heartbeat.json").to_string(),
+            include_str!("../../tests/fixtures/captures/DeviceEvent-heartbeat-2.json").to_string(),
+            include_str!("../../tests/fixtures/captures/DeviceEvent-did_power_on.json").to_string(),
+            heartbeat.replace("1346504091.521628", "12"),
+            heartbeat.replace("1346504091.521628", "-12"),
+            heartbeat.replace("1346504091.521628", r#""2012-09-01""#),
+            heartbeat.replace(r#""timestamp": 1346504091.521628,"#, ""),
+            heartbeat.replace("000d6f000273ce0b", "000D6F000273CE0B"),
+            heartbeat.replace("[-31, -32, -30]", r#"{"a": [1, {"b": null}]}"#),
+            heartbeat.replace("AQAAAAAABAAAABQAAAA=", "AQAAAAAABAAAABQAAAA"),
+            heartbeat.replace("AQAAAAAABAAAABQAAAA=", "AQAA AAAABAAAABQAAAA="),
+            // Keys spelled with an escape are still the same keys.
+            heartbeat.replace(r#""type""#, r#""typ\u0065""#),
+        ];
+        for text in &quick_ones {
+            let quick = quick::device_event(text);
+            assert!(quick.is_some(), "not read quickly: {text}");
+            assert_eq!(quick.unwrap(), decode_text_general(text), "{text}");
+            assert!(matches!(
+                decode_text(text),
+                Event::Heartbeat { .. } | Event::DidPowerOn { .. }
+            ));
+        }
+        let list =
+            r#"["DeviceEvent", "000d6f0002ff7a91", "000d6f000273ce0b", "AQAAAAAABAAAABQAAAA="]"#;
+        let general_ones = [
+            heartbeat.replace("1346504091.521628", "null"),
+            heartbeat.replace("1346504091.521628", "true"),
+            heartbeat.replace("1346504091.521628", "[1]"),
+            heartbeat.replace(r#""DeviceEvent""#, r#""BridgeEvent""#),
+            heartbeat.replace(r#""DeviceEvent""#, r#""Device\u0045vent""#),
+            heartbeat.replace("000d6f000273ce0b", "000d6f000273ce0"),
+            heartbeat.replace("000d6f000273ce0b", "000d6f000273ce0g"),
+            heartbeat.replace("000d6f0002ff7a91", "000d6f0002ff7a9\\u0031"),
+            heartbeat.replace(r#""000d6f0002ff7a91""#, "12"),
+            heartbeat.replace("AQAAAAAABAAAABQAAAA=", "!!!"),
+            heartbeat.replace("AQAAAAAABAAAABQAAAA=", "AQAAAAAABA=="),
+            heartbeat.replace("AQAAAAAABAAAABQAAAA=", "//8AAAAABAAAABQAAAA="),
+            heartbeat.replace(r#""rssi_stats""#, r#""type": "DeviceEvent", "x""#),
+            heartbeat.replace(r#""binary_payload": "AQAAAAAABAAAABQAAAA=","#, ""),
+            heartbeat.replace('}', "} x"),
+            list.to_string(),
+            "not json".to_string(),
+        ];
+        for text in &general_ones {
+            assert!(quick::device_event(text).is_none(), "read quickly: {text}");
+            assert_eq!(decode_text(text), decode_text_general(text), "{text}");
+        }
+        // A list is a list, not a DeviceEvent with its fields in order.
+        assert_eq!(decode_text(list).kind(), "malformed");
     }
 
     #[test]
