@@ -18,8 +18,8 @@ use rand::rngs::OsRng;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::printer::close;
 use super::wire::{self, Incoming, Socket};
@@ -420,14 +420,20 @@ struct Bridge {
     first_request: Vec<Instant>,
     unanswered: usize,
     connected_at: Instant,
+    /// Each printer's last heartbeat text and the uptime it says.
+    beats: Vec<Option<(u32, Utf8Bytes)>>,
     tally: Tally,
 }
 
 impl Bridge {
-    async fn feed(&mut self, socket: &mut Socket, text: String) -> Result<(), String> {
+    async fn feed(
+        &mut self,
+        socket: &mut Socket,
+        text: impl Into<Utf8Bytes>,
+    ) -> Result<(), String> {
         // Counted once queued: a feed cut short by the deadline sent nothing.
         socket
-            .feed(Message::text(text))
+            .feed(Message::Text(text.into()))
             .await
             .map_err(|e| format!("sending failed: {e}"))?;
         self.tally.frames_sent += 1;
@@ -456,9 +462,32 @@ impl Bridge {
         Self::flush(socket).await
     }
 
-    async fn heartbeat(&mut self, socket: &mut Socket, j: usize) -> Result<(), String> {
-        let uptime = u32::try_from(self.connected_at.elapsed().as_secs()).unwrap_or(u32::MAX);
-        let text = wire::device_event(self.address, self.devices[j], &device::heartbeat(uptime));
+    /// Seconds since the bridge connected, as its heartbeats say.
+    fn uptime(&self) -> u32 {
+        u32::try_from(self.connected_at.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// Printer `j`'s heartbeat. Its text is made once per second of
+    /// uptime and then shared (its `timestamp` may be up to a second old):
+    /// a flood measures the server, not how fast this tool writes JSON.
+    async fn heartbeat(
+        &mut self,
+        socket: &mut Socket,
+        j: usize,
+        uptime: u32,
+    ) -> Result<(), String> {
+        let text = match &self.beats[j] {
+            Some((made_at, text)) if *made_at == uptime => text.clone(),
+            _ => {
+                let text = Utf8Bytes::from(wire::device_event(
+                    self.address,
+                    self.devices[j],
+                    &device::heartbeat(uptime),
+                ));
+                self.beats[j] = Some((uptime, text.clone()));
+                text
+            }
+        };
         self.feed(socket, text).await?;
         self.tally.heartbeats_sent += 1;
         Ok(())
@@ -571,6 +600,7 @@ async fn run_bridge(index: usize, plan: Arc<Plan>) -> Tally {
         first_request: vec![now; m],
         unanswered: m,
         connected_at: now,
+        beats: vec![None; m],
         tally,
     };
     let outcome = bridge_session(&mut bridge, &mut socket, &plan).await;
@@ -649,14 +679,16 @@ async fn bridge_session(
             },
             _ = keys.tick(), if bridge.unanswered > 0 => bridge.request_keys(socket).await?,
             _ = beats.tick(), if m > 0 && !opts.flood => {
-                bridge.heartbeat(socket, next_printer).await?;
+                let uptime = bridge.uptime();
+                bridge.heartbeat(socket, next_printer, uptime).await?;
                 Bridge::flush(socket).await?;
                 next_printer = (next_printer + 1) % m;
             }
             () = std::future::ready(()), if m > 0 && opts.flood => {
+                let uptime = bridge.uptime();
                 let round = async {
                     for j in 0..m {
-                        bridge.heartbeat(socket, j).await?;
+                        bridge.heartbeat(socket, j, uptime).await?;
                     }
                     Bridge::flush(socket).await
                 };
