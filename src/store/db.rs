@@ -2,8 +2,12 @@
 //! on the runtime (a bridge session, an HTTP handler, the delivery queue)
 //! touches the database; nothing async calls [`Store`] directly.
 //!
-//! * [`Db::read`] runs a closure on the blocking pool with a read-only
-//!   connection (WAL: it never waits for the writer). Reads run in parallel.
+//! * [`Db::read`] runs a closure on one of the reader threads, each with a
+//!   read-only connection (WAL: it never waits for the writer). Reads run
+//!   in parallel, as many at once as there are read connections; more
+//!   wait in line. A fixed set of threads, not the blocking pool: a burst
+//!   of reads (10,000 printers heard for the first time) neither starts
+//!   threads nor leaves them behind.
 //! * [`Db::write`] hands a closure to the one writer thread and awaits its
 //!   answer. Writes run one at a time, in the order they were asked for,
 //!   so a write that waits for the file's lock (another process, a backup,
@@ -40,15 +44,9 @@ pub struct Db {
     store: Arc<Store>,
     writer: mpsc::Sender<Job>,
     counters: Arc<Counters>,
-    /// Reads on the blocking pool at once: a burst (10,000 printers heard
-    /// for the first time) waits here instead of starting hundreds of
-    /// threads that would only queue for the read-only connections.
-    reads: Arc<tokio::sync::Semaphore>,
+    /// The reader threads' line of reads.
+    reads: std::sync::mpsc::Sender<Job>,
 }
-
-/// Reads running at once (a few more than the read-only connections, so
-/// one is always ready).
-const READS_AT_ONCE: usize = 4;
 
 #[derive(Default)]
 struct Counters {
@@ -92,11 +90,34 @@ impl Db {
                 }
             })
             .expect("could not start the database writer thread");
+        let (reads, line) = std::sync::mpsc::channel::<Job>();
+        let line = Arc::new(std::sync::Mutex::new(line));
+        for i in 0..super::READERS {
+            let line = Arc::clone(&line);
+            let store = Arc::clone(&store);
+            std::thread::Builder::new()
+                .name(format!("sirius-store-reader-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next
+                        // read, not while running it.
+                        let next = line
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        match next {
+                            Ok(job) => job(&store),
+                            Err(_) => break, // every handle is gone
+                        }
+                    }
+                })
+                .expect("could not start a database reader thread");
+        }
         Db {
             store,
             writer,
             counters,
-            reads: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
+            reads,
         }
     }
 
@@ -106,7 +127,8 @@ impl Db {
         &self.store
     }
 
-    /// Runs `f` with the store on the blocking pool, for reads.
+    /// Runs `f` with the store on a reader thread, for reads. A read whose
+    /// caller has gone away (a closed connection) by its turn is skipped.
     ///
     /// Panics inside `f` are resumed in the caller.
     pub async fn read<R, F>(&self, f: F) -> R
@@ -114,22 +136,21 @@ impl Db {
         F: FnOnce(&Store) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let store = Arc::clone(&self.store);
-        let permit = Arc::clone(&self.reads)
-            .acquire_owned()
-            .await
-            .expect("the read semaphore is never closed");
-        let read = tokio::task::spawn_blocking(move || {
-            let out = f(&store);
-            drop(permit);
-            out
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |store| {
+            if tx.is_closed() {
+                return;
+            }
+            let run = std::panic::AssertUnwindSafe(|| f(store));
+            let _ = tx.send(std::panic::catch_unwind(run));
         });
-        match read.await {
-            Ok(r) => r,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(e) => panic!("a database read was cancelled: {e}"),
-            },
+        if self.reads.send(job).is_err() {
+            panic!("the database reader threads are gone");
+        }
+        match rx.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => panic!("a database read was dropped unanswered"),
         }
     }
 
@@ -225,5 +246,22 @@ mod tests {
         assert!(r.is_err());
         let u = db.write(|s| s.create_user("after", None, 1)).await;
         assert!(u.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_read_panics_its_caller_and_reads_go_on() {
+        let db = Db::new(Arc::new(Store::open_in_memory().unwrap()));
+        // More panics than reader threads: none of them is lost.
+        for _ in 0..super::super::READERS + 2 {
+            let db2 = db.clone();
+            let r = tokio::spawn(async move { db2.read(|_| -> () { panic!("boom") }).await }).await;
+            assert!(r.unwrap_err().is_panic());
+        }
+        db.write(|s| s.create_user("after", None, 1)).await.unwrap();
+        // Many reads at once all get their answer.
+        let reads = (0..50).map(|_| db.read(|s| s.user_count()));
+        for n in futures_util::future::join_all(reads).await {
+            assert_eq!(n.unwrap(), 1);
+        }
     }
 }

@@ -160,9 +160,9 @@ pub struct Store {
 
 /// Read-only connections opened next to the writer: two, each with a
 /// small page cache, so reads never queue behind one slow read while
-/// memory stays low on a Raspberry Pi (reads are short; the writer keeps
-/// SQLite's default cache).
-const READERS: usize = 2;
+/// memory stays low on a Raspberry Pi (reads are short). [`Db`] runs one
+/// reader thread per connection.
+pub(crate) const READERS: usize = 2;
 /// Page cache of a read-only connection, in KiB.
 const READER_CACHE_KIB: i64 = 512;
 /// The writer connection's page cache.
