@@ -137,12 +137,17 @@ pub fn raise_open_files_limit() {
 /// straight back to the system when freed, instead of keeping them in its
 /// arenas: a burst of picture messages then leaves no lasting RSS behind,
 /// and peaks stay lower. (Other C libraries already behave so.)
+///
+/// When `GLIBC_TUNABLES` is set, the allocator is left as it says: whoever
+/// set it knows what they want.
 pub fn return_big_buffers_promptly() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+    if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        // SAFETY: mallopt only sets allocator parameters.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }
 
