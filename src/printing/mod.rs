@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 use crate::bridge::hub::unix_now;
 use crate::bridge::{Change, CommandFate, Hub, SendError};
@@ -502,19 +503,7 @@ impl Printing {
 
     /// Tries every printer that has queued messages.
     pub async fn pump_all(self: &Arc<Self>) {
-        let printers = self
-            .db
-            .read(|s| {
-                let mut out = Vec::new();
-                for id in s.printers_with_queued()? {
-                    if let Some(p) = s.printer_by_id(id)? {
-                        out.push((p.id, p.address));
-                    }
-                }
-                Ok::<_, StoreError>(out)
-            })
-            .await;
-        match printers {
+        match self.queued_printers(None).await {
             Ok(printers) => {
                 for (id, address) in printers {
                     self.pump(id, address).await;
@@ -524,22 +513,59 @@ impl Printing {
         }
     }
 
-    async fn on_change(self: &Arc<Self>, change: Change) {
-        match change {
-            Change::Online(device) => {
-                if let Ok(Some(p)) = self.db.read(move |s| s.printer_by_address(device)).await {
-                    self.pump(p.id, device).await;
+    /// Printers with queued messages, as (id, address); only those among
+    /// `among` when given.
+    async fn queued_printers(
+        &self,
+        among: Option<HashSet<DeviceAddress>>,
+    ) -> Result<Vec<(i64, DeviceAddress)>, StoreError> {
+        self.db
+            .read(move |s| {
+                let mut out = Vec::new();
+                for id in s.printers_with_queued()? {
+                    if let Some(p) = s.printer_by_id(id)?
+                        && among.as_ref().is_none_or(|a| a.contains(&p.address))
+                    {
+                        out.push((p.id, p.address));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Printers coming online get their queues. They are taken in
+    /// batches: one read finds which of the printers that came online since
+    /// the last look have messages waiting, and only those get a task (each
+    /// its own, so a printer whose queue waits for the disk holds up no
+    /// other). 10,000 printers coming online at once (a server restart, a
+    /// network back) are a few reads, not 10,000 tasks.
+    async fn pump_online(self: Arc<Self>, mut online: mpsc::UnboundedReceiver<DeviceAddress>) {
+        while let Some(first) = online.recv().await {
+            let mut batch = HashSet::from([first]);
+            while let Ok(device) = online.try_recv() {
+                batch.insert(device);
+            }
+            match self.queued_printers(Some(batch)).await {
+                Ok(printers) => {
+                    for (id, address) in printers {
+                        let this = Arc::clone(&self);
+                        tokio::spawn(async move { this.pump(id, address).await });
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("could not read the queues of printers that came online: {e}")
                 }
             }
-            Change::Printed { device, print_id } => {
-                let now = unix_now();
-                self.db.write_detached(
-                    format!("record did_print {print_id} of {device}"),
-                    move |s| s.message_printed(print_id, now).map(|_| ()),
-                );
-            }
-            Change::Offline(_) => {}
         }
+    }
+
+    fn record_printed(&self, device: DeviceAddress, print_id: u32) {
+        let now = unix_now();
+        self.db.write_detached(
+            format!("record did_print {print_id} of {device}"),
+            move |s| s.message_printed(print_id, now).map(|_| ()),
+        );
     }
 
     /// Starts the queue: messages that were in flight when the server
@@ -560,16 +586,17 @@ impl Printing {
                 ),
                 Err(e) => tracing::error!("could not requeue messages in flight: {e}"),
             }
+            let (online_tx, online) = mpsc::unbounded_channel();
+            tokio::spawn(Arc::clone(&this).pump_online(online));
             let mut expiry = tokio::time::interval(this.config.expiry_interval);
             loop {
                 tokio::select! {
                     change = changes.recv() => match change {
-                        // Each change on its own task: a printer whose
-                        // queue waits for the disk holds up no other.
-                        Ok(c) => {
-                            let this = Arc::clone(&this);
-                            tokio::spawn(async move { this.on_change(c).await });
+                        Ok(Change::Online(device)) => {
+                            let _ = online_tx.send(device);
                         }
+                        Ok(Change::Printed { device, print_id }) => this.record_printed(device, print_id),
+                        Ok(Change::Offline(_)) => {}
                         Err(RecvError::Lagged(n)) => {
                             tracing::debug!(missed = n, "missed presence changes; checking every queue");
                             let this = Arc::clone(&this);
