@@ -150,6 +150,10 @@ where
             _ = writer_gone.as_mut() => break,
         };
         heard = true;
+        // One unit of the task's budget per message, not per socket read
+        // (a read holds several heartbeats): a flooding bridge yields to
+        // the others, and to new connections, every 128 messages.
+        tokio::task::consume_budget().await;
         let event = match msg {
             Some(Ok(Message::Text(text))) => decode_text(&text),
             Some(Ok(Message::Binary(bytes))) => decode_bytes(&bytes),
