@@ -23,7 +23,7 @@
 //! The store is synchronous: one writing connection behind a mutex and a
 //! few read-only ones (WAL, so reads never wait for the writer), statements
 //! cached. Async code never calls it directly: it goes through [`Db`]
-//! ([`db`]), which runs reads on the blocking pool and writes on one writer
+//! ([`db`]), which runs reads on its reader threads and writes on one writer
 //! thread, in order.
 
 pub mod bridges;
