@@ -22,8 +22,11 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use super::print_key::{message, print_outcome, read_body, too_long};
-use super::{AppState, Body, json_response};
+use super::print_key::{
+    RATE_PER_MINUTE, admit_and_read, message, over_the_limit, print_outcome, print_response,
+    too_long,
+};
+use super::{AppState, Body};
 use crate::compose::{Content, MessageFont};
 use crate::printing::PrintOptions;
 use crate::store::User;
@@ -163,26 +166,13 @@ async fn print(
         return r;
     }
     if let Err(wait) = state.api_limiter.check(user.id) {
-        let secs = wait.as_secs().max(1);
-        let mut r = message(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "you printed {} messages in the last minute; wait {secs} s",
-                super::print_key::RATE_PER_MINUTE
-            ),
+        return over_the_limit(
+            &format!("you printed {RATE_PER_MINUTE} messages in the last minute"),
+            wait,
         );
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&secs.to_string()).expect("digits"),
-        );
-        return r;
     }
-    let admission = match state.printing.renderer().admit().await {
-        Ok(a) => a,
-        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    let body = match read_body(state, req).await {
-        Ok(b) => b,
+    let (admission, body) = match admit_and_read(state, req).await {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
     let task = match parse_task(&body) {
@@ -209,12 +199,7 @@ async fn print(
         tracing::info!(message_id = sent.message_id, user = %user.username, "message sent through the API");
     }
     let (status, body) = print_outcome(result);
-    let mut r = json_response(status, &body);
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-    }
-    r
+    print_response(status, &body)
 }
 
 #[cfg(test)]

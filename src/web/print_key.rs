@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, Body, json_response, templates};
 use crate::bridge::hub::unix_now;
-use crate::compose::{Content, RenderError};
+use crate::compose::{Admission, Content, RenderError};
 use crate::printing::{PrintError, PrintOptions};
 
 /// Largest body a print accepts.
@@ -326,26 +326,13 @@ async fn post(
         );
     }
     if let Err(wait) = state.print_key_limiter.check(key_id) {
-        let mut r = message(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "this key printed {RATE_PER_MINUTE} messages in the last minute; wait {} s",
-                wait.as_secs().max(1)
-            ),
+        return over_the_limit(
+            &format!("this key printed {RATE_PER_MINUTE} messages in the last minute"),
+            wait,
         );
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&wait.as_secs().max(1).to_string()).expect("digits"),
-        );
-        return r;
     }
-    // A render slot before the body: at most a few bodies are held at once.
-    let admission = match state.printing.renderer().admit().await {
-        Ok(a) => a,
-        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    let body = match read_body(state, req).await {
-        Ok(b) => b,
+    let (admission, body) = match admit_and_read(state, req).await {
+        Ok(admitted) => admitted,
         Err(r) => return r,
     };
     let no_face = face_from_query(query.as_deref());
@@ -405,8 +392,29 @@ async fn post(
             "the same content again within 30 s: answered with the first message, not printed twice"
         );
     }
-    let mut r = json_response(answer.0, &answer.1);
-    if answer.0 == StatusCode::TOO_MANY_REQUESTS {
+    print_response(answer.0, &answer.1)
+}
+
+/// `429` for a caller over its per-minute limit: what it did, how long to
+/// wait, and the wait in `Retry-After`.
+pub(super) fn over_the_limit(what: &str, wait: Duration) -> Response<Body> {
+    let secs = wait.as_secs().max(1);
+    let mut r = message(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("{what}; wait {secs} s"),
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&secs.to_string()).expect("digits"),
+    );
+    r
+}
+
+/// The answer to a print, from [`print_outcome`]: a full queue (`429`)
+/// says to come back in a minute.
+pub(super) fn print_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut r = json_response(status, body);
+    if status == StatusCode::TOO_MANY_REQUESTS {
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
     }
@@ -430,12 +438,21 @@ pub(super) fn too_long(req: &Request<Incoming>) -> Option<Response<Body>> {
     None
 }
 
-/// Reads a print's body: at most [`MAX_BODY`], within the body deadline.
-/// Take a render admission first.
-pub(super) async fn read_body(
+/// Takes a render place, then reads the print's body: at most
+/// [`MAX_BODY`], within the body deadline. The place comes first, so at
+/// most a few bodies are held at once.
+pub(super) async fn admit_and_read(
     state: &AppState,
     req: Request<Incoming>,
-) -> Result<Bytes, Response<Body>> {
+) -> Result<(Admission, Bytes), Response<Body>> {
+    let admission = match state.printing.renderer().admit().await {
+        Ok(a) => a,
+        Err(e) => return Err(message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+    };
+    Ok((admission, read_body(state, req).await?))
+}
+
+async fn read_body(state: &AppState, req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     let body = Limited::new(req.into_body(), MAX_BODY).collect();
     match tokio::time::timeout(state.body_deadline, body).await {
         Ok(Ok(b)) => Ok(b.to_bytes()),
