@@ -22,7 +22,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use common::browser::{Browser, Page, first_admin, sign_in};
+use common::browser::{Browser, Page, first_admin, sign_in, sign_up};
 use common::*;
 use hmac::{Hmac, KeyInit, Mac};
 use sirius::server::{RunningServer, ServeConfig, start};
@@ -788,13 +788,7 @@ async fn link_and_unlink_on_the_account_page() {
     );
 
     // Bob can't link Ada's Twitter account.
-    let mut bob = Browser::new(&s);
-    bob.get("/signup").await;
-    bob.post(
-        "/signup",
-        &[("username", "bob"), ("password", "bob's password")],
-    )
-    .await;
+    let mut bob = sign_up(&s, "bob", "bob's password").await;
     let bob_id = store.user_by_name("bob").unwrap().unwrap().id;
     bob.get("/account").await;
     let taken = dance(&mut bob, &fake, "/account/twitter/link", ("4001", "ada_tw")).await;

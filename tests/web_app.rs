@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::browser::{Browser, first_admin, sign_in};
+use common::browser::{Browser, first_admin, sign_in, sign_up};
 use common::*;
 use sirius::protocol::{ClaimCode, DeviceAddress};
 use sirius::server::{RunningServer, ServeConfig, start};
@@ -412,13 +412,7 @@ async fn claiming_a_printer_with_precise_errors_and_seeing_it_online() {
     assert!(home.contains("status on"), "online: {}", home.body);
 
     // Someone else with the same code is told it is taken.
-    let mut bob = Browser::new(&s);
-    bob.get("/signup").await;
-    bob.post(
-        "/signup",
-        &[("username", "bob"), ("password", "bob's password")],
-    )
-    .await;
+    let mut bob = sign_up(&s, "bob", "bob's password").await;
     bob.get("/claim").await;
     let p = bob
         .post("/claim", &[("code", &code), ("name", "Mine")])
@@ -530,13 +524,7 @@ async fn admin_disables_deletes_and_cannot_remove_the_last_admin() {
     let dir = temp_dir("web-admin");
     let s = web_server(&dir.join("sirius.db"), policy(SignupPolicy::Open)).await;
     let mut admin = first_admin(&s, "ada", "correct horse").await;
-    let mut bob = Browser::new(&s);
-    bob.get("/signup").await;
-    bob.post(
-        "/signup",
-        &[("username", "bob"), ("password", "bob's password")],
-    )
-    .await;
+    let mut bob = sign_up(&s, "bob", "bob's password").await;
     let store = &s.hub.store();
     let bob_id = store.user_by_name("bob").unwrap().unwrap().id;
     let ada_id = store.user_by_name("ada").unwrap().unwrap().id;
@@ -664,13 +652,7 @@ async fn route_walk_strangers_other_users_and_forms_without_a_token() {
     let dir = temp_dir("web-walk");
     let s = web_server(&dir.join("sirius.db"), policy(SignupPolicy::Open)).await;
     let mut admin = first_admin(&s, "ada", "correct horse").await;
-    let mut bob = Browser::new(&s);
-    bob.get("/signup").await;
-    bob.post(
-        "/signup",
-        &[("username", "bob"), ("password", "bob's password")],
-    )
-    .await;
+    let mut bob = sign_up(&s, "bob", "bob's password").await;
     let store = &s.hub.store();
     let bob_id = store.user_by_name("bob").unwrap().unwrap().id;
     let ada_id = store.user_by_name("ada").unwrap().unwrap().id;
@@ -841,12 +823,7 @@ async fn route_walk_strangers_other_users_and_forms_without_a_token() {
 /// and a user `name` who signed up, each signed in.
 async fn admin_and_user(s: &RunningServer, name: &str) -> (Browser, Browser) {
     let ada = first_admin(s, "ada", "correct horse").await;
-    let mut other = Browser::new(s);
-    other.get("/signup").await;
-    let password = format!("{name}'s password");
-    other
-        .post("/signup", &[("username", name), ("password", &password)])
-        .await;
+    let other = sign_up(s, name, &format!("{name}'s password")).await;
     (ada, other)
 }
 

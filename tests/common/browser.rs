@@ -230,6 +230,15 @@ pub async fn first_admin(s: &RunningServer, username: &str, password: &str) -> B
     b
 }
 
+/// Signs up on an open-signup server on a new browser, signed in after.
+pub async fn sign_up(s: &RunningServer, username: &str, password: &str) -> Browser {
+    let mut b = Browser::new(s);
+    b.get("/signup").await;
+    b.post("/signup", &[("username", username), ("password", password)])
+        .await;
+    b
+}
+
 /// Signs in with a username and password on a new browser.
 pub async fn sign_in(s: &RunningServer, username: &str, password: &str) -> Browser {
     let mut b = Browser::new(s);
