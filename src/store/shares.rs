@@ -248,21 +248,36 @@ mod tests {
     use super::*;
     use crate::protocol::{ClaimCode, ClaimSecret, DeviceAddress};
 
+    /// The test printer's address.
+    fn addr() -> DeviceAddress {
+        DeviceAddress::parse("000d6f000273ce0b").unwrap()
+    }
+
+    /// A claim code the test printer could print, with `secret`.
+    fn code(secret: u64) -> ClaimCode {
+        ClaimCode::new(addr().hardware_xor(), ClaimSecret::new(secret).unwrap())
+    }
+
+    /// The test printer, claimed by `owner` as "Kitchen" with `code(7)`.
+    fn kitchen_of(store: &Store, owner: i64) -> PrinterRow {
+        let p = store.ensure_printer(addr(), 0).unwrap();
+        store.claim(owner, &code(7), "Kitchen", 1).unwrap();
+        p
+    }
+
     #[test]
     fn the_owner_and_users_it_is_shared_with_get_in_nobody_else() {
         let store = Store::open_in_memory().unwrap();
         let ada = store.create_user("ada", None, 0).unwrap();
         let bob = store.create_user("bob", None, 0).unwrap();
         let eve = store.create_user("eve", None, 0).unwrap();
-        let addr = DeviceAddress::parse("000d6f000273ce0b").unwrap();
-        let p = store.ensure_printer(addr, 0).unwrap();
+        let p = store.ensure_printer(addr(), 0).unwrap();
         assert_eq!(
             store.printer_access(p.id, ada.id).unwrap(),
             None,
             "unclaimed"
         );
-        let code = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(7).unwrap());
-        store.claim(ada.id, &code, "Kitchen", 1).unwrap();
+        store.claim(ada.id, &code(7), "Kitchen", 1).unwrap();
 
         assert_eq!(
             store.printer_access(p.id, ada.id).unwrap().map(|a| a.1),
@@ -291,8 +306,7 @@ mod tests {
         ));
 
         // A claim by someone else ends the shares.
-        let newer = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(8).unwrap());
-        store.claim(eve.id, &newer, "Mine now", 5).unwrap();
+        store.claim(eve.id, &code(8), "Mine now", 5).unwrap();
         assert_eq!(store.printer_access(p.id, bob.id).unwrap(), None);
         assert!(store.shares_of(p.id).unwrap().is_empty());
     }
@@ -319,10 +333,7 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let ada = store.create_user("ada", None, 0).unwrap();
         let bob = store.create_user("bob", None, 0).unwrap();
-        let addr = DeviceAddress::parse("000d6f000273ce0b").unwrap();
-        let p = store.ensure_printer(addr, 0).unwrap();
-        let code = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(7).unwrap());
-        store.claim(ada.id, &code, "Kitchen", 1).unwrap();
+        let p = kitchen_of(&store, ada.id);
         store.share_printer(p.id, "bob", ada.id, 2).unwrap();
         store
             .create_print_key(p.id, "abcdefghij0123456789", None, Some(ada.id), 3)
@@ -351,7 +362,7 @@ mod tests {
         assert!(store.recent_messages(p.id, 10).unwrap().is_empty());
         assert_eq!(store.queued_count(p.id).unwrap(), 0);
         // Unclaimed now: whoever has a code it printed may claim it.
-        store.claim(bob.id, &code, "Bob's", 5).unwrap();
+        store.claim(bob.id, &code(7), "Bob's", 5).unwrap();
         assert_eq!(
             store.printer_access(p.id, bob.id).unwrap().map(|a| a.1),
             Some(Access::Owner)
@@ -363,20 +374,15 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let ada = store.create_user("ada", None, 0).unwrap();
         let eve = store.create_user("eve", None, 0).unwrap();
-        let addr = DeviceAddress::parse("000d6f000273ce0b").unwrap();
-        let p = store.ensure_printer(addr, 0).unwrap();
-        let code = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(7).unwrap());
-        store.claim(ada.id, &code, "Kitchen", 1).unwrap();
+        let p = kitchen_of(&store, ada.id);
         store
             .insert_message(&message_from(p.id, Some(ada.id)), 100, 100)
             .unwrap();
         // A reset by the same owner keeps the history.
-        let again = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(8).unwrap());
-        store.claim(ada.id, &again, "Kitchen", 2).unwrap();
+        store.claim(ada.id, &code(8), "Kitchen", 2).unwrap();
         assert_eq!(store.recent_messages(p.id, 10).unwrap().len(), 1);
         // Someone else's claim does not.
-        let theirs = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(9).unwrap());
-        store.claim(eve.id, &theirs, "Mine", 3).unwrap();
+        store.claim(eve.id, &code(9), "Mine", 3).unwrap();
         assert!(store.recent_messages(p.id, 10).unwrap().is_empty());
     }
 
@@ -385,10 +391,7 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let ada = store.create_user("ada", None, 0).unwrap();
         let bob = store.create_user("bob", None, 0).unwrap();
-        let addr = DeviceAddress::parse("000d6f000273ce0b").unwrap();
-        let p = store.ensure_printer(addr, 0).unwrap();
-        let code = ClaimCode::new(addr.hardware_xor(), ClaimSecret::new(7).unwrap());
-        store.claim(ada.id, &code, "Kitchen", 1).unwrap();
+        let p = kitchen_of(&store, ada.id);
         store.share_printer(p.id, "bob", ada.id, 2).unwrap();
         assert!(store.unshare_printer(p.id, bob.id).unwrap());
         assert!(!store.unshare_printer(p.id, bob.id).unwrap());
