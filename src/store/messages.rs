@@ -447,6 +447,25 @@ fn trim_history(
     Ok(())
 }
 
+/// A small text message to `printer_id` from `sender`, for tests.
+#[cfg(test)]
+pub(crate) fn test_message(printer_id: i64, sender: &str) -> NewMessage<'_> {
+    NewMessage {
+        printer_id,
+        sender,
+        content_kind: "text",
+        command_kind: "set_delivery_and_print",
+        page_png: b"png",
+        page_width: 384,
+        page_height: 10,
+        truncated: false,
+        created_at: 100,
+        print_key_id: None,
+        sender_user_id: None,
+        reprint_of: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,22 +479,7 @@ mod tests {
         (s, p.id)
     }
 
-    fn new(printer_id: i64, sender: &str) -> NewMessage<'_> {
-        NewMessage {
-            printer_id,
-            sender,
-            content_kind: "text",
-            command_kind: "set_delivery_and_print",
-            page_png: b"png",
-            page_width: 384,
-            page_height: 10,
-            truncated: false,
-            created_at: 100,
-            print_key_id: None,
-            sender_user_id: None,
-            reprint_of: None,
-        }
-    }
+    use super::test_message as new;
 
     #[test]
     fn a_full_queue_refuses_new_messages_and_keeps_the_old() {

@@ -313,18 +313,9 @@ mod tests {
 
     fn message_from(printer_id: i64, user_id: Option<i64>) -> super::super::NewMessage<'static> {
         super::super::NewMessage {
-            printer_id,
-            sender: "someone",
-            content_kind: "text",
-            command_kind: "set_delivery_and_print",
-            page_png: b"png",
-            page_width: 384,
-            page_height: 10,
-            truncated: false,
             created_at: 10,
-            print_key_id: None,
             sender_user_id: user_id,
-            reprint_of: None,
+            ..super::super::messages::test_message(printer_id, "someone")
         }
     }
 
