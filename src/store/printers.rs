@@ -355,6 +355,37 @@ mod tests {
         assert_eq!(left, vec![claimed, device(18)]);
     }
 
+    #[test]
+    fn bridges_not_seen_for_the_cutoff_go_with_their_logs() {
+        use crate::protocol::BridgeAddress;
+        use crate::protocol::events::LogRecord;
+        let store = Store::open_in_memory().unwrap();
+        let old = BridgeAddress::parse("000d6f0001b3719d").unwrap();
+        let recent = BridgeAddress::parse("000d6f0002ff7a91").unwrap();
+        let records = [LogRecord {
+            message: Some("hello".into()),
+            ..Default::default()
+        }];
+        store.record_bridge_seen(old, None, 10).unwrap();
+        store.append_bridge_log(old, &records, 10).unwrap();
+        store.record_bridge_seen(recent, None, 10).unwrap();
+        store.append_bridge_log(recent, &records, 10).unwrap();
+        store.record_bridge_seen(recent, None, 2000).unwrap();
+
+        let (_, bridges) = store.forget_before(1000).unwrap();
+        assert_eq!(bridges, 1);
+        let left: Vec<_> = store
+            .list_bridges()
+            .unwrap()
+            .iter()
+            .map(|b| b.address)
+            .collect();
+        assert_eq!(left, vec![recent]);
+        assert!(store.bridge_log(old, 10).unwrap().is_empty());
+        // A bridge still around keeps its log, however old the rows.
+        assert_eq!(store.bridge_log(recent, 10).unwrap().len(), 1);
+    }
+
     fn device(n: u32) -> DeviceAddress {
         let mut bytes = [0, 0x0d, 0x6f, 0, 0, 0, 0, 0];
         bytes[4..].copy_from_slice(&n.to_be_bytes());
